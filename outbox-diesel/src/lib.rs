@@ -1,0 +1,21 @@
+//! Diesel backends of the `outbox` framework (SQLite and PostgreSQL): the outbox
+//! tables and their migrations, the write path used by replicated models, the
+//! drain engine and its workers. Users depend on the `outbox` facade.
+
+mod backend;
+mod error;
+mod flush;
+mod migrate;
+mod rows;
+pub mod model;
+pub mod schema;
+pub mod wake;
+pub mod write;
+
+pub use backend::{Backend, DbConn, OutboxConnection};
+pub use error::{Error, Result};
+pub use flush::{pending_shards, transaction, transaction_with, Committed, ShardKey};
+pub use migrate::{migrate, POSTGRES_DOWN, POSTGRES_UP, SQLITE_DOWN, SQLITE_UP};
+pub use model::{receive_control_model, receive_region_model, ControlReplication, OutboxModel, RegionReplication};
+pub use rows::{pending_rows, StoredRow};
+pub use write::{write_control_message, write_region_message, OutboxRow};

@@ -1,0 +1,84 @@
+//! # outbox
+//!
+//! Sentry-style transactional outboxes for Diesel. Annotate a model and every
+//! save, update or delete writes an outbox row in the same transaction; workers
+//! drain those rows afterwards, in order per shard, coalescing repeated changes,
+//! and call your receivers until they succeed.
+//!
+//! Start with the README's quickstart (`cargo run --example quickstart`).
+//!
+//! ```
+//! use outbox::prelude::*;
+//!
+//! #[outbox_scope]
+//! pub enum Scope {
+//!     #[scope(id = 0)]
+//!     Organization,
+//!     #[scope(id = 3)]
+//!     AuditLog,
+//! }
+//!
+//! #[outbox_category]
+//! pub enum Category {
+//!     #[category(id = 2, scope = Scope::Organization, region = on_team_update)]
+//!     TeamUpdate,
+//!     #[category(id = 5, scope = Scope::AuditLog, discard)]
+//!     AuditLogEvent,
+//!     #[category(id = 4, retired)]
+//!     OrganizationMemberTeamUpdate,
+//! }
+//!
+//! fn on_team_update(cx: &mut Delivery<'_>) -> Result<(), ReceiverError> {
+//!     let _team_id = cx.message().object_identifier;
+//!     Ok(())
+//! }
+//!
+//! outbox::registry().validate().expect("every live category has a receiver");
+//! ```
+
+pub use outbox_core::{
+    registry, Backoff, CategoryInfo, ControlDelivery, Delivery, Direction, FlushPolicy, Message, OutboxCategory,
+    OutboxScope, PoisonPolicy, ReceiverError, Registry, RegistryError, RegistryProblem, Resources, ScopeInfo,
+};
+pub use outbox_derive::{outbox_category, outbox_scope, ReplicatedControlModel, ReplicatedRegionModel};
+pub use outbox_diesel::{
+    migrate, pending_rows, pending_shards, transaction, transaction_with, write_control_message, write_region_message,
+    Backend, Committed, ControlReplication, DbConn, Error, OutboxConnection, OutboxModel, OutboxRow, RegionReplication,
+    Result, ShardKey, StoredRow,
+};
+
+/// The SQL of the outbox tables, for applications that keep their own Diesel migrations.
+pub mod migrations {
+    pub use outbox_diesel::{POSTGRES_DOWN, POSTGRES_UP, SQLITE_DOWN, SQLITE_UP};
+}
+
+/// Everything a model or receiver file needs: `use outbox::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        outbox_category, outbox_scope, ControlDelivery, ControlReplication, Delivery, OutboxCategory, OutboxModel,
+        OutboxScope, ReceiverError, RegionReplication, ReplicatedControlModel, ReplicatedRegionModel,
+    };
+}
+
+/// What generated code calls. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use diesel;
+    pub use outbox_core::__private::inventory;
+    pub use outbox_core::{
+        CategoryInfo, CategoryRegistration, Direction, IsControlReceiver, IsRegionReceiver, OutboxCategory,
+        OutboxScope, PoisonPolicy, Receiver, ReceiverRegistration, ScopeInfo, ScopeRegistration,
+    };
+    pub use outbox_diesel::__with_db as with_db;
+    pub use outbox_diesel::model::{receive_control_model, receive_region_model};
+    pub use outbox_diesel::write::{to_payload, Identifier};
+    pub use outbox_diesel::{DbConn, Error, OutboxModel, Result};
+    pub use serde_json::Value;
+    pub use std::option::Option::{None, Some};
+    pub use std::result::Result::{Err, Ok};
+    pub use std::vec::Vec;
+    pub use std::string::String;
+    pub use std::convert::{From, Into, TryFrom};
+    pub use std::stringify;
+    pub use std::module_path;
+}
