@@ -66,7 +66,7 @@ pub mod __private {
     pub use diesel;
     pub use outbox_core::__private::inventory;
     pub use outbox_core::{
-        CategoryInfo, CategoryRegistration, Direction, IsControlReceiver, IsRegionReceiver, OutboxCategory,
+        find_category, find_scope, CategoryInfo, CategoryRegistration, Direction, IsControlReceiver, IsRegionReceiver, OutboxCategory,
         OutboxScope, PoisonPolicy, Receiver, ReceiverRegistration, ScopeInfo, ScopeRegistration,
     };
     pub use outbox_diesel::__with_db as with_db;

@@ -74,6 +74,8 @@ inventory::collect!(CategoryRegistration);
 pub trait OutboxCategory: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
     /// Every category of the enum, in declaration order (retired ones included).
     const ALL: &'static [Self];
+    /// Registry information of every category, in declaration order.
+    const INFOS: &'static [CategoryInfo];
     /// The stable id stored in the `category` column.
     fn id(self) -> i32;
     /// Registry information about this category.
@@ -86,4 +88,19 @@ pub trait OutboxCategory: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
     fn from_id(id: i32) -> Option<Self> {
         Self::ALL.iter().copied().find(|c| c.id() == id)
     }
+}
+
+/// The category with `id` among `infos`, at compile time.
+///
+/// # Panics
+/// At compile time, when no category has this id.
+pub const fn find_category(infos: &'static [CategoryInfo], id: i32) -> &'static CategoryInfo {
+    let mut i = 0;
+    while i < infos.len() {
+        if infos[i].id == id {
+            return &infos[i];
+        }
+        i += 1;
+    }
+    panic!("no category with this id")
 }

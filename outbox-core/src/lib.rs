@@ -18,7 +18,7 @@ mod resources;
 mod scope;
 
 pub use backoff::Backoff;
-pub use category::{CategoryInfo, CategoryRegistration, OutboxCategory, PoisonPolicy};
+pub use category::{find_category, CategoryInfo, CategoryRegistration, OutboxCategory, PoisonPolicy};
 pub use delivery::{ControlDelivery, Delivery};
 pub use direction::Direction;
 pub use error::ReceiverError;
@@ -30,7 +30,7 @@ pub use receiver::{
 };
 pub use registry::{registry, Registry, RegistryError, RegistryProblem};
 pub use resources::Resources;
-pub use scope::{OutboxScope, ScopeInfo, ScopeRegistration};
+pub use scope::{find_scope, OutboxScope, ScopeInfo, ScopeRegistration};
 
 #[doc(hidden)]
 pub mod __private {

@@ -47,36 +47,23 @@ impl ReceiverRegistration {
 
 inventory::collect!(ReceiverRegistration);
 
-/// Functions usable as `region = path` receivers.
+/// Functions usable as `region = path` receivers; generated code checks it so
+/// a wrong signature gets this message rather than a type mismatch.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a region receiver",
     label = "expected `fn(&mut Delivery<'_>) -> Result<(), ReceiverError>`",
     note = "region receivers take `&mut outbox::Delivery<'_>`; control receivers (`control = ...`) take `&mut outbox::ControlDelivery<'_>`"
 )]
-pub trait IsRegionReceiver {
-    /// The function pointer to register.
-    fn into_receiver(self) -> RegionReceiverFn;
-}
+pub trait IsRegionReceiver {}
 
-impl<F: Into<RegionReceiverFn>> IsRegionReceiver for F {
-    fn into_receiver(self) -> RegionReceiverFn {
-        self.into()
-    }
-}
+impl<F> IsRegionReceiver for F where F: for<'a, 'b> Fn(&'a mut Delivery<'b>) -> Result<(), ReceiverError> {}
 
-/// Functions usable as `control = path` receivers.
+/// Functions usable as `control = path` receivers (see [`IsRegionReceiver`]).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a control receiver",
     label = "expected `fn(&mut ControlDelivery<'_>) -> Result<(), ReceiverError>`",
     note = "control receivers take `&mut outbox::ControlDelivery<'_>`; region receivers (`region = ...`) take `&mut outbox::Delivery<'_>`"
 )]
-pub trait IsControlReceiver {
-    /// The function pointer to register.
-    fn into_receiver(self) -> ControlReceiverFn;
-}
+pub trait IsControlReceiver {}
 
-impl<F: Into<ControlReceiverFn>> IsControlReceiver for F {
-    fn into_receiver(self) -> ControlReceiverFn {
-        self.into()
-    }
-}
+impl<F> IsControlReceiver for F where F: for<'a, 'b> Fn(&'a mut ControlDelivery<'b>) -> Result<(), ReceiverError> {}

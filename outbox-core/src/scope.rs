@@ -44,6 +44,8 @@ inventory::collect!(ScopeRegistration);
 pub trait OutboxScope: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
     /// Every scope of the enum, in declaration order.
     const ALL: &'static [Self];
+    /// Registry information of every scope, in declaration order.
+    const INFOS: &'static [ScopeInfo];
     /// The stable id stored in `shard_scope`.
     fn id(self) -> i32;
     /// Registry information about this scope.
@@ -52,4 +54,20 @@ pub trait OutboxScope: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
     fn from_id(id: i32) -> Option<Self> {
         Self::ALL.iter().copied().find(|s| s.id() == id)
     }
+}
+
+/// The scope with `id` among `infos`, at compile time (generated code uses it to
+/// link a category to its scope's information).
+///
+/// # Panics
+/// At compile time, when no scope has this id.
+pub const fn find_scope(infos: &'static [ScopeInfo], id: i32) -> &'static ScopeInfo {
+    let mut i = 0;
+    while i < infos.len() {
+        if infos[i].id == id {
+            return &infos[i];
+        }
+        i += 1;
+    }
+    panic!("no scope with this id")
 }
