@@ -66,19 +66,19 @@ pub mod __private {
     pub use diesel;
     pub use outbox_core::__private::inventory;
     pub use outbox_core::{
-        find_category, find_scope, CategoryInfo, CategoryRegistration, Direction, IsControlReceiver, IsRegionReceiver, OutboxCategory,
-        OutboxScope, PoisonPolicy, Receiver, ReceiverRegistration, ScopeInfo, ScopeRegistration,
+        find_category, find_scope, CategoryInfo, CategoryRegistration, Direction, IsControlReceiver, IsRegionReceiver,
+        OutboxCategory, OutboxScope, PoisonPolicy, Receiver, ReceiverRegistration, ScopeInfo, ScopeRegistration,
     };
     pub use outbox_diesel::__with_db as with_db;
     pub use outbox_diesel::model::{receive_control_model, receive_region_model};
     pub use outbox_diesel::write::{to_payload, Identifier};
     pub use outbox_diesel::{DbConn, Error, OutboxModel, Result};
     pub use serde_json::Value;
+    pub use std::convert::{From, Into, TryFrom};
+    pub use std::module_path;
     pub use std::option::Option::{None, Some};
     pub use std::result::Result::{Err, Ok};
-    pub use std::vec::Vec;
     pub use std::string::String;
-    pub use std::convert::{From, Into, TryFrom};
     pub use std::stringify;
-    pub use std::module_path;
+    pub use std::vec::Vec;
 }

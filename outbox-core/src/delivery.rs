@@ -43,9 +43,9 @@ impl<'a> Delivery<'a> {
     /// # Errors
     /// When the worker drains a database of another backend.
     pub fn connection<C: Any>(&mut self) -> Result<&mut C, ReceiverError> {
-        self.connection.downcast_mut::<C>().ok_or_else(|| {
-            ReceiverError::msg(format!("the outbox connection is not a `{}`", type_name::<C>()))
-        })
+        self.connection
+            .downcast_mut::<C>()
+            .ok_or_else(|| ReceiverError::msg(format!("the outbox connection is not a `{}`", type_name::<C>())))
     }
 
     /// The connection as `dyn Any`, for backend dispatch.

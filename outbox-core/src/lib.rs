@@ -25,8 +25,7 @@ pub use error::ReceiverError;
 pub use flush::FlushPolicy;
 pub use message::Message;
 pub use receiver::{
-    ControlReceiverFn, IsControlReceiver, IsRegionReceiver, Receiver, ReceiverRegistration,
-    RegionReceiverFn,
+    ControlReceiverFn, IsControlReceiver, IsRegionReceiver, Receiver, ReceiverRegistration, RegionReceiverFn,
 };
 pub use registry::{registry, Registry, RegistryError, RegistryProblem};
 pub use resources::Resources;

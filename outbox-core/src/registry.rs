@@ -2,10 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::{
-    CategoryInfo, CategoryRegistration, Direction, ReceiverRegistration, ScopeInfo,
-    ScopeRegistration,
-};
+use crate::{CategoryInfo, CategoryRegistration, Direction, ReceiverRegistration, ScopeInfo, ScopeRegistration};
 
 /// Every scope, category and receiver linked into this binary.
 ///
@@ -258,7 +255,9 @@ impl Registry {
             }
             let receiver = Direction::ALL.iter().find_map(|d| self.receiver(c.id, *d));
             match (c.discard, receiver) {
-                (false, None) => problems.push(RegistryProblem::MissingReceiver { category: c.name.to_string(), id: c.id }),
+                (false, None) => {
+                    problems.push(RegistryProblem::MissingReceiver { category: c.name.to_string(), id: c.id })
+                }
                 (true, Some(r)) => problems.push(RegistryProblem::DiscardWithReceiver {
                     category: c.name.to_string(),
                     receiver: r.name.to_string(),

@@ -44,7 +44,8 @@ type ControlTuple = (i64, i32, i64, String, i32, i64, Option<Value>, NaiveDateTi
 /// # Errors
 /// Database errors (e.g. tables missing: run `outbox::migrate`).
 pub fn pending_rows<C: OutboxConnection>(conn: &mut C) -> Result<Vec<StoredRow>> {
-    let region: Vec<RegionTuple> = crate::__with_db!(conn.db(), |c| region_outbox::table.order(region_outbox::id).load(c))?;
+    let region: Vec<RegionTuple> =
+        crate::__with_db!(conn.db(), |c| region_outbox::table.order(region_outbox::id).load(c))?;
     let control: Vec<ControlTuple> = crate::__with_db!(conn.db(), |c| control_outbox::table
         .select((
             control_outbox::id,

@@ -27,9 +27,8 @@ pub fn epoch() -> u64 {
 /// Returns whether it was woken.
 pub fn wait(seen: u64, timeout: Duration) -> bool {
     let guard = EPOCH.lock().unwrap_or_else(|e| e.into_inner());
-    let (guard, _) = CHANGED
-        .wait_timeout_while(guard, timeout, |epoch| *epoch == seen)
-        .unwrap_or_else(|e| e.into_inner());
+    let (guard, _) =
+        CHANGED.wait_timeout_while(guard, timeout, |epoch| *epoch == seen).unwrap_or_else(|e| e.into_inner());
     *guard != seen
 }
 

@@ -98,7 +98,8 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
     /// model with no target region.
     fn outbox_rows(&self) -> Result<Vec<OutboxRow>> {
         let category = Self::outbox_category();
-        let (shard, object, payload) = (self.shard_identifier()?, self.object_identifier()?, self.payload_for_update()?);
+        let (shard, object, payload) =
+            (self.shard_identifier()?, self.object_identifier()?, self.payload_for_update()?);
         match Self::DIRECTION {
             Direction::Region => Ok(vec![OutboxRow::new(category, shard, object, payload, None)?]),
             Direction::Control => {

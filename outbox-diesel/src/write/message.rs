@@ -35,7 +35,13 @@ use crate::write::{insert_rows, OutboxRow};
 /// assert_ne!(a, b);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn write_region_message<C, S, K>(conn: &mut C, scope: S, category: K, shard_identifier: i64, payload: Option<Value>) -> Result<i64>
+pub fn write_region_message<C, S, K>(
+    conn: &mut C,
+    scope: S,
+    category: K,
+    shard_identifier: i64,
+    payload: Option<Value>,
+) -> Result<i64>
 where
     C: OutboxConnection,
     S: OutboxScope,
