@@ -47,6 +47,15 @@ pub use outbox_diesel::{
     Result, ShardKey, StoredRow,
 };
 
+#[cfg(feature = "sqlite")]
+pub use outbox_diesel::{sqlite_pragmas, SqlitePragmas};
+
+/// Test databases, draining runners and assertions (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use outbox_diesel::testing::*;
+}
+
 /// The SQL of the outbox tables, for applications that keep their own Diesel migrations.
 pub mod migrations {
     pub use outbox_diesel::{POSTGRES_DOWN, POSTGRES_UP, SQLITE_DOWN, SQLITE_UP};

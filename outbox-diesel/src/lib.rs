@@ -9,6 +9,10 @@ mod migrate;
 pub mod model;
 mod rows;
 pub mod schema;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wake;
 pub mod write;
 
@@ -18,4 +22,6 @@ pub use flush::{pending_shards, transaction, transaction_with, Committed, ShardK
 pub use migrate::{migrate, POSTGRES_DOWN, POSTGRES_UP, SQLITE_DOWN, SQLITE_UP};
 pub use model::{receive_control_model, receive_region_model, ControlReplication, OutboxModel, RegionReplication};
 pub use rows::{pending_rows, StoredRow};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{sqlite_pragmas, SqlitePragmas};
 pub use write::{write_control_message, write_region_message, OutboxRow};
