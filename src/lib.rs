@@ -79,10 +79,12 @@ pub mod __private {
         OutboxCategory, OutboxScope, PoisonPolicy, Receiver, ReceiverRegistration, ScopeInfo, ScopeRegistration,
     };
     pub use outbox_diesel::__with_db as with_db;
+    pub use outbox_diesel::model::assert;
     pub use outbox_diesel::model::{receive_control_model, receive_region_model};
     pub use outbox_diesel::write::{to_payload, Identifier};
     pub use outbox_diesel::{DbConn, Error, OutboxModel, Result};
     pub use serde_json::Value;
+    pub use std::assert;
     pub use std::convert::{From, Into, TryFrom};
     pub use std::module_path;
     pub use std::option::Option::{None, Some};

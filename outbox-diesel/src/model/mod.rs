@@ -2,6 +2,8 @@
 //! `#[derive(ReplicatedControlModel)]` implement, and the save/delete/bulk hooks
 //! every model gets from it.
 
+#[doc(hidden)]
+pub mod assert;
 mod hooks;
 mod receive;
 
