@@ -56,6 +56,22 @@ pub mod testing {
     pub use outbox_diesel::testing::*;
 }
 
+/// The inspector: what waits in the outboxes and why, as data (`outbox status` prints it).
+pub mod inspect {
+    pub use outbox_diesel::inspect::*;
+}
+
+/// Backfills: outbox rows for rows that existed before their model replicated.
+pub mod backfill {
+    pub use outbox_diesel::backfill::*;
+}
+
+/// The `outbox` command line as a library (feature `cli`), to embed in an application's own binary.
+#[cfg(feature = "cli")]
+pub mod cli {
+    pub use outbox_diesel::cli::*;
+}
+
 /// The SQL of the outbox tables, for applications that keep their own Diesel migrations.
 pub mod migrations {
     pub use outbox_diesel::{POSTGRES_DOWN, POSTGRES_UP, SQLITE_DOWN, SQLITE_UP};

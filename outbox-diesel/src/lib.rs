@@ -3,8 +3,12 @@
 //! drain engine and its workers. Users depend on the `outbox` facade.
 
 mod backend;
+pub mod backfill;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
 mod flush;
+pub mod inspect;
 mod migrate;
 pub mod model;
 mod rows;
