@@ -103,6 +103,7 @@ pub mod __private {
     pub use std::assert;
     pub use std::convert::{From, Into, TryFrom};
     pub use std::module_path;
+    pub use std::option::Option;
     pub use std::option::Option::{None, Some};
     pub use std::result::Result::{Err, Ok};
     pub use std::string::String;

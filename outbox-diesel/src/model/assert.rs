@@ -65,7 +65,8 @@ pub trait LoadsAsSelect<DB: diesel::backend::Backend> {}
 impl<T, DB> LoadsAsSelect<DB> for T
 where
     DB: diesel::backend::Backend,
-    T: Selectable<DB> + diesel::deserialize::FromSqlRow<diesel::dsl::AsSelect<T, DB>, DB>,
+    T: Selectable<DB>
+        + diesel::deserialize::FromSqlRow<diesel::dsl::SqlTypeOf<<T as Selectable<DB>>::SelectExpression>, DB>,
 {
 }
 
