@@ -14,8 +14,9 @@
 //!   last committed one: every row gets exactly one backfill outbox row;
 //! - raising `#[outbox(replication_version = N)]` above the stored version
 //!   restarts from the beginning (say, after a receiver learned a new field);
-//! - when no row is left the stored version becomes `N + 1`: done, and a new
-//!   run does nothing until the version is raised again;
+//! - when no row is left the watermark becomes (0, `N + 1`): done, and a new
+//!   run does nothing until the version is raised again, which then starts
+//!   from the beginning;
 //! - a configured version lower than the coded one
 //!   ([`BackfillOptions::configured_version`], e.g. from your settings)
 //!   pauses the backfill without losing its place;
@@ -265,7 +266,9 @@ pub fn backfill_batch<M: OutboxModel, C: OutboxConnection>(
         let batch =
             M::__outbox_load_batch(low_id.saturating_sub(1), i64::try_from(limit).unwrap_or(i64::MAX), conn.db())?;
         if batch.is_empty() {
-            store(conn.db(), M::TABLE_NAME, low_id, coded + 1)?;
+            // Sentry's encoding of "done": the next version, from the start. So raising
+            // `replication_version` by one finds (0, N) and backfills everything again.
+            store(conn.db(), M::TABLE_NAME, 0, coded + 1)?;
             tracing::info!(table = M::TABLE_NAME, version, "backfill finished");
             return Ok(BatchOutcome::Finished);
         }

@@ -47,6 +47,7 @@ pub fn quarantine_retry<C: OutboxConnection>(conn: &mut C, id: i64) -> Result<Re
         clear_backoff(conn.db(), &group)?;
         Ok(RetriedGroup { group, row_id })
     })
+    .inspect(|_| crate::wake::notify())
 }
 
 /// Deletes a quarantined group for good; a shard it was blocking goes on.
@@ -60,6 +61,7 @@ pub fn quarantine_discard<C: OutboxConnection>(conn: &mut C, id: i64) -> Result<
         clear_backoff(conn.db(), &group)?;
         Ok(group)
     })
+    .inspect(|_| crate::wake::notify())
 }
 
 fn take(mut db: DbConn<'_>, id: i64) -> Result<QuarantinedGroup, InspectError> {
@@ -131,20 +133,17 @@ fn reinsert(mut db: DbConn<'_>, g: &QuarantinedGroup) -> Result<i64, InspectErro
     Ok(id)
 }
 
+/// A fresh start for the shard: its failure state goes (as the drain engine's
+/// own redrive does), unless a worker holds its lease right now.
 fn clear_backoff(mut db: DbConn<'_>, g: &QuarantinedGroup) -> Result<(), InspectError> {
-    crate::__with_db!(db.reborrow(), |c| diesel::update(
+    crate::__with_db!(db.reborrow(), |c| diesel::delete(
         outbox_shard::table
             .filter(outbox_shard::direction.eq(g.direction.code()))
             .filter(outbox_shard::shard_scope.eq(g.scope))
             .filter(outbox_shard::shard_identifier.eq(g.shard_identifier))
             .filter(outbox_shard::region_name.eq(&g.region_name))
+            .filter(outbox_shard::lease_owner.is_null())
     )
-    .set((
-        outbox_shard::attempts.eq(0),
-        outbox_shard::next_attempt_at.eq(the_past()),
-        outbox_shard::last_error.eq(None::<String>),
-        outbox_shard::last_error_category.eq(None::<i32>),
-    ))
     .execute(c))?;
     Ok(())
 }
