@@ -50,6 +50,15 @@ pub use outbox_diesel::{
 #[cfg(feature = "sqlite")]
 pub use outbox_diesel::{sqlite_pragmas, SqlitePragmas};
 
+/// The drain engine: claims, delivery, quarantine, synchronous flushes.
+pub use outbox_diesel::drain;
+/// Background workers draining a database through an r2d2 pool.
+pub use outbox_diesel::worker;
+pub use outbox_diesel::{
+    transaction_synchronous, DrainError, DrainReport, Drainer, SyncFlushError, Undelivered, Worker, WorkerBuilder,
+    WorkerHandle,
+};
+
 /// Test databases, draining runners and assertions (feature `testing`).
 #[cfg(feature = "testing")]
 pub mod testing {

@@ -108,9 +108,18 @@ where
     F: FnOnce(&mut C) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    FRAMES.with(|frames| frames.borrow_mut().push(Frame { policy, written: BTreeSet::new() }));
+    let outermost = FRAMES.with(|frames| {
+        let mut frames = frames.borrow_mut();
+        frames.push(Frame { policy, written: BTreeSet::new() });
+        frames.len() == 1
+    });
     let guard = PopFrame;
-    let result = conn.transaction(f);
+    let result = conn.transaction(|conn| {
+        if outermost && policy != FlushPolicy::Notify {
+            suppress_notify(conn)?;
+        }
+        f(conn)
+    });
     let frame = guard.pop();
     let value = result?;
     let outer = FRAMES.with(|frames| {
@@ -125,6 +134,22 @@ where
     });
     let committed = (!outer).then(|| Committed { policy: frame.policy, shards: frame.written.into_iter().collect() });
     Ok((value, committed))
+}
+
+/// On PostgreSQL the outbox tables' trigger sends `NOTIFY` at commit unless the
+/// transaction sets `outbox.notify = off`: `Deferred` wants no wake-up, and a
+/// `Synchronous` flush delivers itself (a woken worker would only race it).
+fn suppress_notify<C: OutboxConnection, E: From<diesel::result::Error>>(conn: &mut C) -> Result<(), E> {
+    match conn.db() {
+        #[cfg(feature = "postgres")]
+        crate::backend::DbConn::Pg(c) => {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SELECT set_config('outbox.notify', 'off', true)").execute(c).map_err(E::from)?;
+            Ok(())
+        }
+        #[allow(unreachable_patterns)]
+        _ => Ok(()),
+    }
 }
 
 /// Pops the frame even when `f` panics, so a later transaction on this thread

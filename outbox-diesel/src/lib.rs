@@ -6,6 +6,7 @@ mod backend;
 pub mod backfill;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod drain;
 mod error;
 mod flush;
 pub mod inspect;
@@ -18,9 +19,11 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wake;
+pub mod worker;
 pub mod write;
 
 pub use backend::{Backend, DbConn, OutboxConnection};
+pub use drain::{transaction_synchronous, DrainError, DrainReport, Drainer, SyncFlushError, Undelivered};
 pub use error::{Error, Result};
 pub use flush::{pending_shards, transaction, transaction_with, Committed, ShardKey};
 pub use migrate::{migrate, POSTGRES_DOWN, POSTGRES_UP, SQLITE_DOWN, SQLITE_UP};
@@ -28,4 +31,5 @@ pub use model::{receive_control_model, receive_region_model, ControlReplication,
 pub use rows::{pending_rows, StoredRow};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{sqlite_pragmas, SqlitePragmas};
+pub use worker::{Worker, WorkerBuilder, WorkerHandle};
 pub use write::{write_control_message, write_region_message, OutboxRow};

@@ -1,0 +1,498 @@
+//! One pass: claim, load, deliver, complete. See the module docs of `drain`.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::{NaiveDateTime, Utc};
+use outbox_core::{
+    registry, CategoryInfo, ControlDelivery, Delivery, Direction, Message, PoisonPolicy, Receiver, ReceiverError,
+    ReceiverRegistration, Resources,
+};
+
+use super::sql::{self, ClaimArgs, LoadedRow};
+use super::{DrainError, DrainReport, Drainer, Failure, Filter};
+use crate::backend::{Backend, DbConn};
+use crate::flush::ShardKey;
+use crate::write::row::the_past;
+
+static TOKENS: AtomicU64 = AtomicU64::new(0);
+
+fn next_token(owner: &str) -> String {
+    format!("{owner}/{}", TOKENS.fetch_add(1, Ordering::Relaxed))
+}
+
+struct ShardWork {
+    key: ShardKey,
+    attempts: u32,
+    rows: Vec<LoadedRow>,
+}
+
+#[derive(Default)]
+struct Outcome {
+    /// Rows to delete at completion: delivered (non-transactional) and discarded groups.
+    delete: Vec<i64>,
+    /// Some group was attempted (delivered, failed or discarded).
+    touched: bool,
+    /// The shard stopped on a failure: (attempts, next attempt, error, category).
+    failure: Option<(u32, NaiveDateTime, String, i32)>,
+    /// The lease was found lost during delivery.
+    lease_lost: bool,
+}
+
+fn filter_sql(direction: Direction, filter: &Filter) -> String {
+    let mut extra = String::new();
+    if let Some(max) = filter.max_id {
+        let max = match direction {
+            Direction::Region => max[0],
+            Direction::Control => max[1],
+        };
+        extra.push_str(&format!(" AND o.id <= {max}"));
+    }
+    if let Some(shards) = &filter.shards {
+        let matches: Vec<String> =
+            shards.iter().filter(|s| s.direction == direction).map(|s| sql::shard_match(direction, s)).collect();
+        if matches.is_empty() {
+            extra.push_str(" AND 1 = 0");
+        } else {
+            extra.push_str(&format!(" AND ({})", matches.join(" OR ")));
+        }
+    }
+    extra
+}
+
+pub(crate) fn run(
+    dr: &Drainer,
+    mut db: DbConn<'_>,
+    direction: Direction,
+    filter: &Filter,
+    stop: Option<&AtomicBool>,
+) -> Result<DrainReport, DrainError> {
+    let mut report = DrainReport::default();
+    let categories = sql::handled_categories(direction);
+    if categories == "NULL" {
+        return Ok(report);
+    }
+    let backend = db.backend();
+    let extra = filter_sql(direction, filter);
+    let settings = dr.settings();
+    let now = dr.clock().now();
+    let token = next_token(dr.owner());
+    let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
+
+    let (claimed, rows) = {
+        let _span = tracing::debug_span!("outbox.claim", %direction, token = %token).entered();
+        let claim = sql::claim_sql(
+            backend,
+            &ClaimArgs {
+                direction,
+                categories: &categories,
+                extra: extra.clone(),
+                now,
+                lease_until: now + lease,
+                token: &token,
+                window: settings.batch_rows.max(settings.batch_shards),
+                shards: settings.batch_shards,
+            },
+        );
+        let claimed = sql::write_tx(&mut db, |db| sql::claim(db, &claim))?;
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+        let load = sql::load_sql(direction, &categories, &extra, &token, settings.batch_rows);
+        let rows = match sql::load_rows(&mut db, &load) {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Give the shards back rather than let them wait for the lease.
+                let _ = release_all(&mut db, &token, backend);
+                return Err(e.into());
+            }
+        };
+        tracing::debug!(shards = claimed.len(), rows = rows.len(), "claimed");
+        (claimed, rows)
+    };
+    report.claims = 1;
+    report.shards = claimed.len() as u64;
+    metrics::histogram!("outbox.batch_size", "direction" => direction.as_str()).record(rows.len() as f64);
+
+    let mut shards: Vec<ShardWork> = claimed
+        .into_iter()
+        .map(|c| ShardWork {
+            key: ShardKey {
+                direction,
+                shard_scope: c.shard_scope,
+                shard_identifier: c.shard_identifier,
+                region_name: c.region_name,
+            },
+            attempts: c.attempts.max(0) as u32,
+            rows: Vec::new(),
+        })
+        .collect();
+    let index: HashMap<(i32, i64, String), usize> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.key.shard_scope, s.key.shard_identifier, s.key.region_name.clone()), i))
+        .collect();
+    for row in rows {
+        if let Some(&i) = index.get(&(row.shard_scope, row.shard_identifier, row.region_name.clone())) {
+            shards[i].rows.push(row);
+        }
+    }
+
+    let mut outcomes = Vec::with_capacity(shards.len());
+    for shard in &shards {
+        let outcome = if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            Outcome::default()
+        } else {
+            deliver_shard(dr, &mut db, direction, &token, shard, &mut report)
+        };
+        outcomes.push(outcome);
+    }
+
+    complete(dr, &mut db, direction, &token, &shards, &outcomes, &mut report)?;
+    Ok(report)
+}
+
+fn release_all(db: &mut DbConn<'_>, token: &str, backend: Backend) -> diesel::QueryResult<usize> {
+    sql::exec(
+        db,
+        &format!(
+            "UPDATE outbox_shard SET lease_owner = NULL, lease_until = {} WHERE lease_owner = {}",
+            sql::ts(backend, the_past()),
+            sql::lit(token)
+        ),
+    )?;
+    sql::exec(db, "DELETE FROM outbox_shard WHERE lease_owner IS NULL AND attempts = 0")
+}
+
+enum GroupError {
+    Receiver(ReceiverError),
+    LeaseLost,
+}
+
+impl From<diesel::result::Error> for GroupError {
+    fn from(e: diesel::result::Error) -> Self {
+        GroupError::Receiver(ReceiverError::from(e))
+    }
+}
+
+fn deliver_shard(
+    dr: &Drainer,
+    db: &mut DbConn<'_>,
+    direction: Direction,
+    token: &str,
+    shard: &ShardWork,
+    report: &mut DrainReport,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut attempts_before = shard.attempts;
+    let mut consumed = vec![false; shard.rows.len()];
+    while let Some(head) = consumed.iter().position(|c| !c) {
+        let (category, object) = (shard.rows[head].category, shard.rows[head].object_identifier);
+        let members: Vec<usize> = (head..shard.rows.len())
+            .filter(|&i| {
+                !consumed[i] && shard.rows[i].category == category && shard.rows[i].object_identifier == object
+            })
+            .collect();
+        for &i in &members {
+            consumed[i] = true;
+        }
+        let group: Vec<&LoadedRow> = members.iter().map(|&i| &shard.rows[i]).collect();
+        let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+        let Some(info) = registry().category(category) else { break };
+        outcome.touched = true;
+        let _span = tracing::debug_span!("outbox.group", %direction, category = info.name, object, rows = group.len())
+            .entered();
+        if info.discard {
+            report.discarded += ids.len() as u64;
+            outcome.delete.extend(ids);
+            continue;
+        }
+        let Some(receiver) = registry().receiver(category, direction) else { break };
+        let newest = group[group.len() - 1];
+        let message = Message {
+            id: newest.id,
+            direction,
+            category,
+            shard_scope: newest.shard_scope,
+            shard_identifier: newest.shard_identifier,
+            object_identifier: object,
+            payload: newest.payload.clone(),
+            region_name: (direction == Direction::Control).then(|| newest.region_name.clone()),
+            date_added: group[0].date_added.and_utc(),
+            coalesced: group.len() as u32,
+            attempt: attempts_before,
+        };
+        let started = Instant::now();
+        let result = if info.transactional {
+            deliver_transactional(dr, db, direction, token, &shard.key, receiver, &message, &ids)
+        } else {
+            invoke(dr, receiver, &message, db).map_err(GroupError::Receiver)
+        };
+        let labels = [("category", info.name.to_string()), ("direction", direction.as_str().to_string())];
+        match result {
+            Ok(()) => {
+                if !info.transactional {
+                    outcome.delete.extend(&ids);
+                }
+                attempts_before = 0;
+                report.delivered += 1;
+                report.coalesced += ids.len() as u64 - 1;
+                metrics::counter!("outbox.processed", &labels).increment(1);
+                metrics::counter!("outbox.coalesced", &labels).increment(ids.len() as u64 - 1);
+                let now = Utc::now();
+                metrics::histogram!("outbox.processing_lag", &labels)
+                    .record((now - message.date_added).num_milliseconds() as f64 / 1000.0);
+                metrics::histogram!("outbox.queue_time", &labels).record(
+                    (now - newest.date_added.and_utc()).num_milliseconds() as f64 / 1000.0
+                        - started.elapsed().as_secs_f64(),
+                );
+            }
+            Err(GroupError::LeaseLost) => {
+                outcome.lease_lost = true;
+                break;
+            }
+            Err(GroupError::Receiver(error)) => {
+                let attempts = attempts_before + 1;
+                let error = error.to_string();
+                metrics::counter!("outbox.failed", &labels).increment(1);
+                tracing::warn!(%direction, category = info.name, object, attempts, %error, "outbox receiver failed");
+                let max = info.max_attempts.unwrap_or(dr.settings().max_attempts).max(1);
+                if attempts >= max {
+                    match quarantine(dr, db, direction, token, &shard.key, info, &group, attempts, &error) {
+                        Ok(true) => {
+                            report.quarantined += 1;
+                            metrics::counter!("outbox.quarantined", &labels).increment(1);
+                            report.failures.push(failure(&shard.key, &message, attempts, error, true));
+                            if info.on_poison == PoisonPolicy::Skip {
+                                attempts_before = 0;
+                                continue;
+                            }
+                            break;
+                        }
+                        Ok(false) => {
+                            outcome.lease_lost = true;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not quarantine; backing off instead");
+                        }
+                    }
+                }
+                let now = dr.clock().now();
+                let delay =
+                    chrono::Duration::from_std(dr.settings().backoff.delay(attempts)).unwrap_or(chrono::Duration::MAX);
+                report.failures.push(failure(&shard.key, &message, attempts, error.clone(), false));
+                outcome.failure = Some((attempts, now + delay, error, category));
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+fn failure(shard: &ShardKey, message: &Message, attempts: u32, error: String, quarantined: bool) -> Failure {
+    Failure {
+        shard: shard.clone(),
+        category: message.category,
+        object_identifier: message.object_identifier,
+        attempts,
+        error,
+        quarantined,
+    }
+}
+
+/// Calls the receiver: panics are caught, the deadline is checked on return.
+pub(crate) fn invoke(
+    dr: &Drainer,
+    receiver: &ReceiverRegistration,
+    message: &Message,
+    db: &mut DbConn<'_>,
+) -> Result<(), ReceiverError> {
+    let _span = tracing::debug_span!("outbox.receiver", receiver = receiver.name, id = message.id).entered();
+    let resources: &Resources = dr.resources();
+    #[cfg(feature = "testing")]
+    let fault = resources.get::<crate::testing::Faults>();
+    #[cfg(feature = "testing")]
+    if let Some(e) = fault.and_then(|f| f.before(message.category)) {
+        return Err(e);
+    }
+    let started = Instant::now();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut cx = Delivery::new(message, resources, db.as_any());
+        match receiver.receiver {
+            Receiver::Region(f) => f(&mut cx),
+            Receiver::Control(f) => {
+                let region = message.region_name.as_deref().unwrap_or("");
+                f(&mut ControlDelivery::new(cx, region))
+            }
+        }
+    }))
+    .unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_string());
+        Err(ReceiverError::panicked(text))
+    });
+    let deadline = dr.settings().deadline;
+    if result.is_ok() && started.elapsed() > deadline {
+        return Err(ReceiverError::deadline_exceeded(deadline));
+    }
+    #[cfg(feature = "testing")]
+    if result.is_ok() {
+        if let Some(e) = fault.and_then(|f| f.after(message.category)) {
+            return Err(e);
+        }
+    }
+    result
+}
+
+/// Runs the receiver inside the transaction that checks the lease and deletes
+/// the group: the receiver's writes to this database and the deletion commit or
+/// roll back together.
+#[allow(clippy::too_many_arguments)]
+fn deliver_transactional(
+    dr: &Drainer,
+    db: &mut DbConn<'_>,
+    direction: Direction,
+    token: &str,
+    shard: &ShardKey,
+    receiver: &ReceiverRegistration,
+    message: &Message,
+    ids: &[i64],
+) -> Result<(), GroupError> {
+    let lock = if db.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let check = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM outbox_shard WHERE {} AND lease_owner = {}{lock}) held",
+        sql::state_match(direction, shard),
+        sql::lit(token)
+    );
+    sql::write_tx(db, |db| {
+        if sql::count(db, &check)? == 0 {
+            return Err(GroupError::LeaseLost);
+        }
+        invoke(dr, receiver, message, db).map_err(GroupError::Receiver)?;
+        sql::delete_ids(db, direction, ids)?;
+        Ok(())
+    })
+}
+
+/// Moves a group to `outbox_quarantine` (one row: the newest payload, the id
+/// range, the row count, the error) and deletes its rows, if the lease is still
+/// held. Returns whether it did.
+#[allow(clippy::too_many_arguments)]
+fn quarantine(
+    dr: &Drainer,
+    db: &mut DbConn<'_>,
+    direction: Direction,
+    token: &str,
+    shard: &ShardKey,
+    info: &CategoryInfo,
+    group: &[&LoadedRow],
+    attempts: u32,
+    error: &str,
+) -> diesel::QueryResult<bool> {
+    let backend = db.backend();
+    let (table, region) = sql::table(direction);
+    let first = group[0];
+    let last = group[group.len() - 1];
+    let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+    let check = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM outbox_shard WHERE {} AND lease_owner = {}",
+        sql::state_match(direction, shard),
+        sql::lit(token)
+    );
+    let insert = format!(
+        "INSERT INTO outbox_quarantine (direction, shard_scope, shard_identifier, region_name, category, object_identifier,
+            payload, first_row_id, last_row_id, row_count, date_added, attempts, last_error, quarantined_at, blocking)
+         SELECT {d}, o.shard_scope, o.shard_identifier, {region}, o.category, o.object_identifier, o.payload, {first_id},
+            o.id, {count}, {date_added}, {attempts}, {err}, {now}, {blocking}
+         FROM {table} o WHERE o.id = {last_id}",
+        d = direction.code(),
+        first_id = first.id,
+        count = group.len(),
+        date_added = sql::ts(backend, first.date_added),
+        err = sql::ph(backend, 1),
+        now = sql::ts(backend, dr.clock().now()),
+        blocking = if info.on_poison == PoisonPolicy::Block { "TRUE" } else { "FALSE" },
+        last_id = last.id,
+    );
+    sql::write_tx(db, |db| {
+        if sql::count(db, &check)? == 0 {
+            return Ok(false);
+        }
+        sql::exec_text(db, &insert, error)?;
+        sql::delete_ids(db, direction, &ids)?;
+        tracing::warn!(%direction, category = info.name, object = last.object_identifier, attempts, "message group quarantined");
+        Ok(true)
+    })
+}
+
+fn complete(
+    dr: &Drainer,
+    db: &mut DbConn<'_>,
+    direction: Direction,
+    token: &str,
+    shards: &[ShardWork],
+    outcomes: &[Outcome],
+    report: &mut DrainReport,
+) -> Result<(), DrainError> {
+    let backend = db.backend();
+    let past = sql::ts(backend, the_past());
+    let token_lit = sql::lit(token);
+    let result = sql::write_tx(db, |db| -> Result<(u64, u64), diesel::result::Error> {
+        let mut lost = 0u64;
+        // Only shards still leased by this token complete: a lost lease means another
+        // worker may have taken the shard, so its rows are kept and delivered again
+        // (at-least-once) rather than deleted under the new holder.
+        let held: HashSet<(i32, i64, String)> = sql::held_shards(db, token)?
+            .into_iter()
+            .map(|h| (h.shard_scope, h.shard_identifier, h.region_name))
+            .collect();
+        let mut ids = Vec::new();
+        for (shard, outcome) in shards.iter().zip(outcomes) {
+            let k = (shard.key.shard_scope, shard.key.shard_identifier, shard.key.region_name.clone());
+            if !held.contains(&k) {
+                if outcome.touched {
+                    lost += 1;
+                }
+                continue;
+            }
+            ids.extend_from_slice(&outcome.delete);
+            let key = sql::state_match(direction, &shard.key);
+            if let Some((attempts, next, error, category)) = &outcome.failure {
+                let sql = format!(
+                    "UPDATE outbox_shard SET lease_owner = NULL, lease_until = {past}, attempts = {attempts},
+                        next_attempt_at = {next}, last_error = {err}, last_error_category = {category}
+                     WHERE {key} AND lease_owner = {token_lit}",
+                    next = sql::ts(backend, *next),
+                    err = sql::ph(backend, 1),
+                );
+                sql::exec_text(db, &sql, error)?;
+            } else if !outcome.touched && shard.attempts > 0 {
+                // Not reached this pass (stopped, or its rows did not fit the batch):
+                // give it back without forgetting its failures.
+                sql::exec(
+                    db,
+                    &format!(
+                        "UPDATE outbox_shard SET lease_owner = NULL, lease_until = {past} WHERE {key} AND lease_owner = {token_lit}"
+                    ),
+                )?;
+            }
+        }
+        ids.sort_unstable();
+        let deleted = sql::delete_ids(db, direction, &ids)? as u64;
+        sql::exec(db, &format!("DELETE FROM outbox_shard WHERE lease_owner = {token_lit}"))?;
+        Ok((deleted, lost))
+    });
+    let (deleted, lost) = result?;
+    report.rows_deleted += deleted;
+    report.leases_lost += lost + outcomes.iter().filter(|o| o.lease_lost).count() as u64;
+    if lost > 0 {
+        tracing::warn!(%direction, lost, owner = dr.owner(), "leases lost before completion; their rows will be delivered again");
+    }
+    Ok(())
+}

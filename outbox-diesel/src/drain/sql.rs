@@ -1,0 +1,301 @@
+//! The engine's SQL. One text per statement for both backends, with the few
+//! differences (timestamp literals, placeholders, `SKIP LOCKED`, `ANY`) chosen here.
+//!
+//! Numbers, timestamps, tokens (generated here) and region names (escaped) are
+//! inlined as literals; text written by users (errors) is bound.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Json, Nullable, Text, Timestamp};
+use outbox_core::{registry, Direction};
+use serde_json::Value;
+
+use crate::backend::{Backend, DbConn};
+use crate::flush::ShardKey;
+
+/// A row loaded for delivery.
+#[derive(Debug, Clone, QueryableByName)]
+pub(crate) struct LoadedRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Integer)]
+    pub shard_scope: i32,
+    #[diesel(sql_type = BigInt)]
+    pub shard_identifier: i64,
+    #[diesel(sql_type = Text)]
+    pub region_name: String,
+    #[diesel(sql_type = Integer)]
+    pub category: i32,
+    #[diesel(sql_type = BigInt)]
+    pub object_identifier: i64,
+    #[diesel(sql_type = Nullable<Json>)]
+    pub payload: Option<Value>,
+    #[diesel(sql_type = Timestamp)]
+    pub date_added: NaiveDateTime,
+}
+
+/// A shard a claim leased.
+#[derive(Debug, Clone, QueryableByName)]
+pub(crate) struct ClaimedShard {
+    #[diesel(sql_type = Integer)]
+    pub shard_scope: i32,
+    #[diesel(sql_type = BigInt)]
+    pub shard_identifier: i64,
+    #[diesel(sql_type = Text)]
+    pub region_name: String,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub(crate) struct HeldShard {
+    #[diesel(sql_type = Integer)]
+    pub shard_scope: i32,
+    #[diesel(sql_type = BigInt)]
+    pub shard_identifier: i64,
+    #[diesel(sql_type = Text)]
+    pub region_name: String,
+}
+
+#[derive(Debug, QueryableByName)]
+struct CategoryCount {
+    #[diesel(sql_type = Integer)]
+    category: i32,
+    #[diesel(sql_type = BigInt)]
+    n_rows: i64,
+}
+
+#[derive(Debug, QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// `(table, region expression)` of a direction; region rows have region name ''.
+pub(crate) fn table(direction: Direction) -> (&'static str, &'static str) {
+    match direction {
+        Direction::Region => ("region_outbox", "CAST('' AS TEXT)"),
+        Direction::Control => ("control_outbox", "o.region_name"),
+    }
+}
+
+/// A timestamp literal in the backend's storage format.
+pub(crate) fn ts(backend: Backend, t: NaiveDateTime) -> String {
+    let text = t.format("%F %T%.f");
+    match backend {
+        Backend::Sqlite => format!("'{text}'"),
+        Backend::Postgres => format!("'{text}'::timestamp"),
+    }
+}
+
+/// A string literal; `'` doubled (standard strings on both backends).
+pub(crate) fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Placeholder number `n` (1-based).
+pub(crate) fn ph(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => format!("?{n}"),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
+/// The categories the engine handles in `direction`, as an SQL list: live
+/// categories that are discarded or have a receiver for it.
+pub(crate) fn handled_categories(direction: Direction) -> String {
+    let ids: Vec<String> = registry()
+        .categories()
+        .iter()
+        .filter(|c| !c.retired && (c.discard || registry().receiver(c.id, direction).is_some()))
+        .map(|c| c.id.to_string())
+        .collect();
+    if ids.is_empty() {
+        "NULL".to_string()
+    } else {
+        ids.join(",")
+    }
+}
+
+/// Matches rows (alias `o`) of one shard.
+pub(crate) fn shard_match(direction: Direction, shard: &ShardKey) -> String {
+    let (_, region) = table(direction);
+    format!(
+        "(o.shard_scope = {} AND o.shard_identifier = {} AND {region} = {})",
+        shard.shard_scope,
+        shard.shard_identifier,
+        lit(&shard.region_name)
+    )
+}
+
+/// Matches the state row of one shard.
+pub(crate) fn state_match(direction: Direction, shard: &ShardKey) -> String {
+    format!(
+        "direction = {} AND shard_scope = {} AND shard_identifier = {} AND region_name = {}",
+        direction.code(),
+        shard.shard_scope,
+        shard.shard_identifier,
+        lit(&shard.region_name)
+    )
+}
+
+pub(crate) struct ClaimArgs<'a> {
+    pub direction: Direction,
+    pub categories: &'a str,
+    pub extra: String,
+    pub now: NaiveDateTime,
+    pub lease_until: NaiveDateTime,
+    pub token: &'a str,
+    pub window: u32,
+    pub shards: u32,
+}
+
+pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
+    let (table, region) = table(a.direction);
+    let d = a.direction.code();
+    let now = ts(backend, a.now);
+    let until = ts(backend, a.lease_until);
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE OF o SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "WITH win AS (
+            SELECT o.id, o.shard_scope, o.shard_identifier, {region} AS region_name FROM {table} o
+            WHERE o.category IN ({cats}) {extra}
+              AND NOT EXISTS (SELECT 1 FROM outbox_shard s WHERE s.direction = {d} AND s.shard_scope = o.shard_scope
+                   AND s.shard_identifier = o.shard_identifier AND s.region_name = {region}
+                   AND (s.lease_until > {now} OR s.next_attempt_at > {now}))
+              AND NOT EXISTS (SELECT 1 FROM outbox_quarantine q WHERE q.blocking AND q.direction = {d}
+                   AND q.shard_scope = o.shard_scope AND q.shard_identifier = o.shard_identifier AND q.region_name = {region})
+            ORDER BY o.id LIMIT {window} {lock}
+        ), cand AS (
+            SELECT shard_scope, shard_identifier, region_name, MIN(id) AS first_id FROM win
+            GROUP BY shard_scope, shard_identifier, region_name ORDER BY first_id LIMIT {shards}
+        )
+        INSERT INTO outbox_shard (direction, shard_scope, shard_identifier, region_name, lease_owner, lease_until, attempts, next_attempt_at)
+        SELECT {d}, shard_scope, shard_identifier, region_name, {token}, {until}, 0, {now} FROM cand WHERE 1 = 1
+        ON CONFLICT (direction, shard_scope, shard_identifier, region_name) DO UPDATE
+            SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
+            WHERE outbox_shard.lease_until <= {now} AND outbox_shard.next_attempt_at <= {now}
+        RETURNING shard_scope, shard_identifier, region_name, attempts",
+        cats = a.categories,
+        extra = a.extra,
+        token = lit(a.token),
+        window = a.window,
+        shards = a.shards,
+    )
+}
+
+pub(crate) fn load_sql(direction: Direction, categories: &str, extra: &str, token: &str, rows: u32) -> String {
+    let (table, region) = table(direction);
+    let d = direction.code();
+    format!(
+        "SELECT o.id, o.shard_scope, o.shard_identifier, {region} AS region_name, o.category, o.object_identifier,
+                o.payload, o.date_added
+         FROM {table} o JOIN outbox_shard s ON s.direction = {d} AND s.shard_scope = o.shard_scope
+              AND s.shard_identifier = o.shard_identifier AND s.region_name = {region}
+         WHERE s.lease_owner = {token} AND o.category IN ({categories}) {extra}
+         ORDER BY o.id LIMIT {rows}",
+        token = lit(token),
+    )
+}
+
+pub(crate) fn claim(db: &mut DbConn<'_>, sql: &str) -> QueryResult<Vec<ClaimedShard>> {
+    crate::__with_db!(db.reborrow(), |c| diesel::sql_query(sql).load(c))
+}
+
+pub(crate) fn load_rows(db: &mut DbConn<'_>, sql: &str) -> QueryResult<Vec<LoadedRow>> {
+    crate::__with_db!(db.reborrow(), |c| diesel::sql_query(sql).load(c))
+}
+
+pub(crate) fn exec(db: &mut DbConn<'_>, sql: &str) -> QueryResult<usize> {
+    crate::__with_db!(db.reborrow(), |c| diesel::sql_query(sql).execute(c))
+}
+
+/// Executes `sql` with one bound text (placeholder 1).
+pub(crate) fn exec_text(db: &mut DbConn<'_>, sql: &str, text: &str) -> QueryResult<usize> {
+    crate::__with_db!(db.reborrow(), |c| diesel::sql_query(sql).bind::<Text, _>(text).execute(c))
+}
+
+pub(crate) fn count(db: &mut DbConn<'_>, sql: &str) -> QueryResult<i64> {
+    let rows: Vec<Count> = crate::__with_db!(db.reborrow(), |c| diesel::sql_query(sql).load(c))?;
+    Ok(rows.first().map_or(0, |r| r.n))
+}
+
+pub(crate) fn held_shards(db: &mut DbConn<'_>, token: &str) -> QueryResult<Vec<HeldShard>> {
+    let sql = format!(
+        "SELECT shard_scope, shard_identifier, region_name FROM outbox_shard WHERE lease_owner = {}",
+        lit(token)
+    );
+    crate::__with_db!(db.reborrow(), |c| diesel::sql_query(&sql).load(c))
+}
+
+/// Deletes outbox rows by id: one statement on PostgreSQL (`id = ANY($1)`),
+/// chunks of 500 ids on SQLite (its statements have a size limit).
+pub(crate) fn delete_ids(db: &mut DbConn<'_>, direction: Direction, ids: &[i64]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let (table, _) = table(direction);
+    match db {
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => diesel::sql_query(format!("DELETE FROM {table} WHERE id = ANY($1)"))
+            .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+            .execute(*c),
+        #[cfg(feature = "sqlite")]
+        DbConn::Sqlite(c) => {
+            let mut n = 0;
+            for chunk in ids.chunks(500) {
+                let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+                n += diesel::sql_query(format!("DELETE FROM {table} WHERE id IN ({})", list.join(","))).execute(*c)?;
+            }
+            Ok(n)
+        }
+    }
+}
+
+pub(crate) fn count_unhandled(
+    db: &mut DbConn<'_>,
+    direction: Direction,
+    handled: &str,
+) -> QueryResult<Vec<(i32, i64)>> {
+    // `NOT IN (NULL)` matches nothing; with no handled category every row is unhandled.
+    let condition = if handled == "NULL" { "1 = 1".to_string() } else { format!("category NOT IN ({handled})") };
+    category_counts(db, direction, &condition)
+}
+
+/// Rows per category of one outbox matching `condition`.
+pub(crate) fn category_counts(
+    db: &mut DbConn<'_>,
+    direction: Direction,
+    condition: &str,
+) -> QueryResult<Vec<(i32, i64)>> {
+    let (table, _) = table(direction);
+    let sql = format!(
+        "SELECT category, CAST(COUNT(*) AS BIGINT) AS n_rows FROM {table} o WHERE {condition} GROUP BY category ORDER BY category"
+    );
+    let rows: Vec<CategoryCount> = crate::__with_db!(db.reborrow(), |c| diesel::sql_query(&sql).load(c))?;
+    Ok(rows.into_iter().map(|r| (r.category, r.n_rows)).collect())
+}
+
+/// The highest row id of one outbox (0 when empty).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn max_id(db: &mut DbConn<'_>, direction: Direction) -> QueryResult<i64> {
+    let (table, _) = table(direction);
+    count(db, &format!("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) AS n FROM {table}"))
+}
+
+/// Runs `f` in a write transaction: IMMEDIATE on SQLite (takes the write lock
+/// up front, so two claimers never interleave), a plain one on PostgreSQL.
+pub(crate) fn write_tx<T, E>(db: &mut DbConn<'_>, f: impl FnOnce(&mut DbConn<'_>) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match db {
+        #[cfg(feature = "sqlite")]
+        DbConn::Sqlite(c) => c.immediate_transaction(|c| f(&mut DbConn::Sqlite(c))),
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => c.transaction(|c| f(&mut DbConn::Pg(c))),
+    }
+}
