@@ -104,6 +104,7 @@ pub mod __private {
         OutboxCategory, OutboxScope, PoisonPolicy, Receiver, ReceiverRegistration, ScopeInfo, ScopeRegistration,
     };
     pub use outbox_diesel::__with_db as with_db;
+    pub use outbox_core::{ControlDelivery, Delivery, ReceiverError};
     pub use outbox_diesel::model::assert;
     pub use outbox_diesel::model::{receive_control_model, receive_region_model};
     pub use outbox_diesel::write::{to_payload, Identifier};

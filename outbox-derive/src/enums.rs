@@ -45,9 +45,11 @@ fn item_keyword(item: &syn::Item) -> Option<TokenStream> {
 
 /// Rejects what a `#[repr(i32)]` table of ids cannot be: generics, fields and
 /// hand-written discriminants (the ids are the discriminants).
-pub fn check_shape(item: &ItemEnum, macro_name: &str, errors: &mut Errors) {
+pub fn check_shape(item: &ItemEnum, macro_name: &str, errors: &mut Errors) -> bool {
+    let mut ok = true;
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.spanned(&item.generics, format!("`#[{macro_name}]` enums cannot be generic"));
+        ok = false;
     }
     if item.variants.is_empty() {
         errors.spanned(&item.ident, format!("`#[{macro_name}]` enum `{}` has no variants", item.ident));
@@ -58,11 +60,13 @@ pub fn check_shape(item: &ItemEnum, macro_name: &str, errors: &mut Errors) {
                 &v.fields,
                 format!("variant `{}` has fields; `#[{macro_name}]` variants are plain names with an id", v.ident),
             );
+            ok = false;
         }
         if let Some((_, d)) = &v.discriminant {
             errors.spanned(d, "remove `= ...`: the id given in the variant's attribute is its discriminant");
         }
     }
+    ok
 }
 
 /// Reports every id used twice, on its second use, naming the first user:

@@ -10,6 +10,9 @@ use crate::enums::check_shape;
 pub struct CategoryEnum {
     /// The user's enum without `#[category]` attributes.
     pub item: ItemEnum,
+    /// False when the enum cannot carry ids at all (generics, fields): the
+    /// stub is then the item alone, since a trait impl would add errors.
+    pub shape_ok: bool,
     pub variants: Vec<CategoryVariant>,
 }
 
@@ -46,7 +49,7 @@ pub const KEYS: &[&str] =
 
 impl CategoryEnum {
     pub fn from_item(mut item: ItemEnum, errors: &mut Errors) -> Self {
-        check_shape(&item, "outbox_category", errors);
+        let shape_ok = check_shape(&item, "outbox_category", errors);
         let mut variants = Vec::new();
         for v in &mut item.variants {
             let attrs = strip(&mut v.attrs, "category");
@@ -95,6 +98,6 @@ impl CategoryEnum {
             }
             variants.push(c);
         }
-        CategoryEnum { item, variants }
+        CategoryEnum { item, shape_ok, variants }
     }
 }

@@ -37,6 +37,10 @@ pub fn expand(categories: &CategoryEnum) -> TokenStream {
 /// enough for models naming a category to type-check; nothing is registered.
 pub fn stub(categories: &CategoryEnum) -> TokenStream {
     let ids: Vec<i32> = (0..categories.variants.len() as i32).collect();
+    if !categories.shape_ok {
+        let item = &categories.item;
+        return quote!(#item);
+    }
     let item = plain_enum(&categories.item);
     let body = trait_impl(categories, &ids, false);
     quote! { #item #body }
@@ -120,28 +124,30 @@ fn info(c: &CategoryVariant, id: i32, with_scopes: bool) -> TokenStream {
     }
 }
 
-/// `region = path` / `control = path`: a registration, and a signature check
-/// through the direction's marker trait, whose message names the expected type.
+/// `region = path` / `control = path`: a registration of a wrapper that calls
+/// `path` through a function bounded by the direction's marker trait, so a
+/// wrong signature is one error, spanned on the path.
 fn receivers(c: &CategoryVariant, id: i32) -> Vec<TokenStream> {
     let mut out = Vec::new();
-    for (path, variant, check) in [
-        (&c.region, quote!(Region), quote!(IsRegionReceiver)),
-        (&c.control, quote!(Control), quote!(IsControlReceiver)),
+    for (path, variant, delivery, call) in [
+        (&c.region, quote!(Region), quote!(Delivery), quote!(call_region)),
+        (&c.control, quote!(Control), quote!(ControlDelivery), quote!(call_control)),
     ] {
         let Some(path) = path else { continue };
-        let span = path.span();
-        let assert = quote_spanned! {span=>
-            const _: () = {
-                const fn __outbox_assert<F: ::outbox::__private::#check>(_: &F) {}
-                __outbox_assert(&#path);
-            };
+        let wrapper = quote::format_ident!("__outbox_{}_receiver_{}", variant.to_string().to_lowercase(), id as u32);
+        let call = quote_spanned! {path.span()=>
+            ::outbox::__private::assert::#call(#path, cx)
         };
         out.push(quote! {
-            #assert
+            fn #wrapper(
+                cx: &mut ::outbox::__private::#delivery<'_>,
+            ) -> ::outbox::__private::Result<(), ::outbox::__private::ReceiverError> {
+                #call
+            }
             ::outbox::__private::inventory::submit! {
                 ::outbox::__private::ReceiverRegistration {
                     category: #id,
-                    receiver: ::outbox::__private::Receiver::#variant(#path),
+                    receiver: ::outbox::__private::Receiver::#variant(#wrapper),
                     name: ::outbox::__private::stringify!(#path),
                     registered_in: ::outbox::__private::module_path!(),
                 }

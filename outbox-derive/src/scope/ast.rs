@@ -8,6 +8,9 @@ use crate::enums::check_shape;
 pub struct ScopeEnum {
     /// The user's enum without `#[scope]` attributes.
     pub item: ItemEnum,
+    /// False when the enum cannot carry ids at all (generics, fields): the
+    /// stub is then the item alone, since a trait impl would add errors.
+    pub shape_ok: bool,
     pub variants: Vec<ScopeVariant>,
 }
 
@@ -22,7 +25,7 @@ const KEYS: &[&str] = &["id"];
 
 impl ScopeEnum {
     pub fn from_item(mut item: ItemEnum, errors: &mut Errors) -> Self {
-        check_shape(&item, "outbox_scope", errors);
+        let shape_ok = check_shape(&item, "outbox_scope", errors);
         let mut variants = Vec::new();
         for v in &mut item.variants {
             let attrs = strip(&mut v.attrs, "scope");
@@ -49,6 +52,6 @@ impl ScopeEnum {
             };
             variants.push(ScopeVariant { ident: v.ident.clone(), id, missing_id });
         }
-        ScopeEnum { item, variants }
+        ScopeEnum { item, shape_ok, variants }
     }
 }

@@ -14,7 +14,9 @@ use diesel::{Insertable, Selectable};
 )]
 pub trait DerivesInsertable<Tab> {}
 
-impl<T, Tab> DerivesInsertable<Tab> for T where for<'a> &'a T: Insertable<Tab> {}
+// Bounds on `T` itself (the derives implement `T` and `&T` alike): rustc shows
+// this trait's message only when the failing bound has the same `Self` type.
+impl<T, Tab> DerivesInsertable<Tab> for T where T: Insertable<Tab> {}
 
 /// `&Model` is a changeset of its table: `save()` and `update()` write it.
 #[diagnostic::on_unimplemented(
@@ -24,7 +26,7 @@ impl<T, Tab> DerivesInsertable<Tab> for T where for<'a> &'a T: Insertable<Tab> {
 )]
 pub trait DerivesAsChangeset<Tab> {}
 
-impl<T, Tab> DerivesAsChangeset<Tab> for T where for<'a> &'a T: AsChangeset<Target = Tab> {}
+impl<T, Tab> DerivesAsChangeset<Tab> for T where T: AsChangeset<Target = Tab> {}
 
 /// The model selects its own columns on every enabled backend: receivers reload it.
 #[diagnostic::on_unimplemented(
@@ -94,4 +96,46 @@ impl outbox_core::OutboxCategory for NoCategory {
     fn info(self) -> &'static outbox_core::CategoryInfo {
         match self {}
     }
+}
+
+/// The model, when it has every derive the storage hooks need. Generated hooks
+/// name the model as `<M as DieselModel<Table>>::This`: when a derive is missing
+/// this does not resolve, the compiler treats the hooks' Diesel calls as already
+/// failed, and the user sees the one message naming the derive instead of a
+/// page of Diesel trait errors.
+pub trait DieselModel<Tab> {
+    /// `Self`.
+    type This: ?Sized;
+}
+
+impl<T, Tab> DieselModel<Tab> for T
+where
+    T: DerivesInsertable<Tab> + DerivesAsChangeset<Tab> + DerivesSelectable + DerivesQueryable,
+{
+    type This = T;
+}
+
+/// Calls a `region = path` receiver. Generated code registers a wrapper that
+/// calls this instead of coercing `path` to a function pointer, so a wrong
+/// signature is one error (this bound) rather than two.
+///
+/// # Errors
+/// The receiver's.
+pub fn call_region<F>(receiver: F, cx: &mut outbox_core::Delivery<'_>) -> Result<(), outbox_core::ReceiverError>
+where
+    F: outbox_core::IsRegionReceiver + Fn(&mut outbox_core::Delivery<'_>) -> Result<(), outbox_core::ReceiverError>,
+{
+    receiver(cx)
+}
+
+/// Calls a `control = path` receiver (see [`call_region`]).
+///
+/// # Errors
+/// The receiver's.
+pub fn call_control<F>(receiver: F, cx: &mut outbox_core::ControlDelivery<'_>) -> Result<(), outbox_core::ReceiverError>
+where
+    F: outbox_core::IsControlReceiver
+        + Fn(&mut outbox_core::ControlDelivery<'_>) -> Result<(), outbox_core::ReceiverError>,
+{
+    receiver(cx)
 }
