@@ -389,7 +389,7 @@ fn control_message(r: ControlRow, now: NaiveDateTime) -> MessageRow {
 }
 
 fn newest_first(rows: &mut [MessageRow]) {
-    rows.sort_by(|a, b| (b.date_added, b.id, b.direction).cmp(&(a.date_added, a.id, a.direction)));
+    rows.sort_by_key(|r| std::cmp::Reverse((r.date_added, r.id, r.direction)));
 }
 
 /// One shard's messages, newest first, at most `limit` of them. Both outboxes
