@@ -74,7 +74,11 @@ pub enum CliError {
 
 /// Inspect and operate the outboxes of one database.
 #[derive(Debug, Parser)]
-#[command(name = "outbox", version, about, long_about = None)]
+#[command(
+    name = "outbox",
+    version,
+    about = "Inspect and operate the outboxes of one database (sqlite://PATH or postgres://...)"
+)]
 pub struct Cli {
     /// sqlite://PATH (or a file path) or postgres://USER@HOST/DB
     #[arg(long, global = true, value_name = "URL")]
