@@ -2,7 +2,9 @@
 //!
 //! Each macro lives in its own folder: `ast.rs` parses the item and its
 //! attributes, `valid.rs` checks what needs the whole item, `expand.rs` writes
-//! the code. Attribute errors of one item are collected and reported together
+//! the code. (The examples below are compiled as the `outbox` crate's doc
+//! tests and integration tests; a proc-macro crate cannot run them itself.)
+//! Attribute errors of one item are collected and reported together
 //! (`attr::Errors`); on errors a stub is still emitted so that code naming the
 //! item does not fail too.
 
@@ -21,7 +23,7 @@ use proc_macro::TokenStream;
 /// (`Debug, Clone, Copy, PartialEq, Eq, Hash`), `impl OutboxScope`, a
 /// `const fn id(self) -> i32`, and the registration of every scope.
 ///
-/// ```
+/// ```ignore
 /// use outbox::prelude::*;
 ///
 /// #[outbox_scope]
@@ -49,7 +51,7 @@ pub fn outbox_scope(args: TokenStream, input: TokenStream) -> TokenStream {
 /// receiver), `transactional`, `max_attempts = N`, `on_poison = skip | block`
 /// (default `block`).
 ///
-/// ```
+/// ```ignore
 /// use outbox::prelude::*;
 ///
 /// #[outbox_scope]
@@ -87,7 +89,7 @@ pub fn outbox_category(args: TokenStream, input: TokenStream) -> TokenStream {
 /// anything `Serialize`, kept for deletion receivers), `replication_version = N`.
 /// The model must derive `Queryable, Selectable, Insertable, AsChangeset`.
 ///
-/// ```
+/// ```ignore
 /// # use outbox::prelude::*;
 /// # use diesel::prelude::*;
 /// # diesel::table! { teams (id) { id -> BigInt, organization_id -> BigInt, name -> Text } }
@@ -134,7 +136,7 @@ pub fn derive_region_model(input: TokenStream) -> TokenStream {
 /// Same keys as [`ReplicatedRegionModel`], plus `regions = method` (required):
 /// a method returning the target region names (`IntoIterator` of `Into<String>`).
 ///
-/// ```
+/// ```ignore
 /// # use outbox::prelude::*;
 /// # use diesel::prelude::*;
 /// # diesel::table! { users (id) { id -> Integer, name -> Text } }
@@ -172,4 +174,70 @@ pub fn derive_region_model(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(ReplicatedControlModel, attributes(outbox))]
 pub fn derive_control_model(input: TokenStream) -> TokenStream {
     model::control_model_inner(input.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    /// The messages of the `compile_error!`s in an expansion.
+    fn errors(tokens: proc_macro2::TokenStream) -> Vec<String> {
+        let text = tokens.to_string();
+        text.split("compile_error !").skip(1).filter_map(|s| s.split('"').nth(1).map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn scope_errors_are_collected() {
+        let out = crate::scope::outbox_scope_inner(
+            quote!(),
+            quote!(
+                enum Scope {
+                    #[scope(id = 0)]
+                    A,
+                    #[scope(id = 0, name = 1)]
+                    B,
+                    C,
+                }
+            ),
+        )
+        .unwrap();
+        let errors = errors(out);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("unknown key `name`"));
+        assert!(errors.iter().any(|e| e.contains("scope id 0 is already used by `A`")));
+        assert!(errors.iter().any(|e| e.contains("scope `C` has no id")));
+    }
+
+    #[test]
+    fn valid_category_expands_to_registrations() {
+        let out = crate::category::outbox_category_inner(
+            quote!(),
+            quote!(
+                enum Category {
+                    #[category(id = 2, scope = Scope::Org, region = on_team)]
+                    Team,
+                    #[category(id = 4, retired)]
+                    Old,
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(errors(out.parse().unwrap()).is_empty());
+        assert!(out.contains("Team = 2") && out.contains("Old = 4"), "{out}");
+        assert!(out.contains("ReceiverRegistration"));
+    }
+
+    #[test]
+    fn model_keys_are_checked() {
+        let out = crate::model::control_model_inner(quote! {
+            #[outbox(category = Category::Team, shard = org, shard = org)]
+            struct Team { id: i64 }
+        })
+        .unwrap();
+        let errors = errors(out);
+        assert!(errors.iter().any(|e| e.starts_with("duplicate key `shard`")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("has no field `org`")));
+        assert!(errors.iter().any(|e| e.contains("needs `regions = method`")));
+    }
 }

@@ -6,7 +6,6 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
 use syn::{Generics, Ident};
 
 use super::ast::Model;
@@ -92,11 +91,6 @@ pub fn expand(model: &Model) -> TokenStream {
         },
     };
 
-    // Every hook names the model through `DieselModel`: see that trait for why.
-    let this = quote_spanned!(ident.span()=> __OutboxThis);
-    let this_alias = quote_spanned! {ident.span()=>
-        type __OutboxThis = <#ident as ::outbox::__private::assert::DieselModel<#table::table>>::This;
-    };
     let diesel = quote!(::outbox::__private::diesel);
     let with_db = quote!(::outbox::__private::with_db!);
     let uses = quote! {
@@ -113,7 +107,6 @@ pub fn expand(model: &Model) -> TokenStream {
             #category_items
             #retired_check
             #derives_check
-            #this_alias
 
             impl ::outbox::__private::OutboxModel for #ident {
                 type Category = __OutboxCategory;
@@ -136,19 +129,17 @@ pub fn expand(model: &Model) -> TokenStream {
 
                 fn __outbox_upsert(&self, db: #conn) -> #result<usize> {
                     #uses
-                    let this: &#this = self;
                     #with_db(db, |c| #diesel::insert_into(#table::table)
-                        .values(this)
+                        .values(self)
                         .on_conflict(#table::#object_col)
                         .do_update()
-                        .set(this)
+                        .set(self)
                         .execute(c))
                 }
                 fn __outbox_update(&self, db: #conn) -> #result<usize> {
                     #uses
-                    let this: &#this = self;
                     #with_db(db, |c| #diesel::update(#table::table.filter(#table::#object_col.eq(self.#object_field)))
-                        .set(this)
+                        .set(self)
                         .execute(c))
                 }
                 fn __outbox_insert_all(rows: &[Self], db: #conn) -> #result<usize> {
@@ -156,7 +147,6 @@ pub fn expand(model: &Model) -> TokenStream {
                     if rows.is_empty() {
                         return ::outbox::__private::Ok(0);
                     }
-                    let rows: &[#this] = rows;
                     #with_db(db, |c| #diesel::insert_into(#table::table).values(rows).execute(c))
                 }
                 fn __outbox_delete_all(rows: &[Self], mut db: #conn) -> #result<usize> {
@@ -181,8 +171,8 @@ pub fn expand(model: &Model) -> TokenStream {
                     };
                     #with_db(db, |c| #table::table
                         .filter(#table::#object_col.eq(id))
-                        .select(<#this>::as_select())
-                        .first::<#this>(c)
+                        .select(Self::as_select())
+                        .first::<Self>(c)
                         .optional())
                 }
                 fn __outbox_load_batch(after: i64, limit: i64, db: #conn) -> #result<::outbox::__private::Vec<Self>> {
@@ -192,14 +182,14 @@ pub fn expand(model: &Model) -> TokenStream {
                             .filter(#table::#object_col.gt(after))
                             .order(#table::#object_col.asc())
                             .limit(limit)
-                            .select(<#this>::as_select())
-                            .load::<#this>(c)),
+                            .select(Self::as_select())
+                            .load::<Self>(c)),
                         // Below the key type's range (e.g. -1 with unsigned keys): start at the first row.
                         ::outbox::__private::Err(_) if after < 0 => #with_db(db, |c| #table::table
                             .order(#table::#object_col.asc())
                             .limit(limit)
-                            .select(<#this>::as_select())
-                            .load::<#this>(c)),
+                            .select(Self::as_select())
+                            .load::<Self>(c)),
                         ::outbox::__private::Err(_) => ::outbox::__private::Ok(::outbox::__private::Vec::new()),
                     }
                 }

@@ -98,23 +98,6 @@ impl outbox_core::OutboxCategory for NoCategory {
     }
 }
 
-/// The model, when it has every derive the storage hooks need. Generated hooks
-/// name the model as `<M as DieselModel<Table>>::This`: when a derive is missing
-/// this does not resolve, the compiler treats the hooks' Diesel calls as already
-/// failed, and the user sees the one message naming the derive instead of a
-/// page of Diesel trait errors.
-pub trait DieselModel<Tab> {
-    /// `Self`.
-    type This: ?Sized;
-}
-
-impl<T, Tab> DieselModel<Tab> for T
-where
-    T: DerivesInsertable<Tab> + DerivesAsChangeset<Tab> + DerivesSelectable + DerivesQueryable,
-{
-    type This = T;
-}
-
 /// Calls a `region = path` receiver. Generated code registers a wrapper that
 /// calls this instead of coercing `path` to a function pointer, so a wrong
 /// signature is one error (this bound) rather than two.
