@@ -10,9 +10,12 @@ use crate::error::Result;
 use crate::schema::{control_outbox, region_outbox};
 use crate::write::row::{now, the_past, OutboxRow};
 
+// `treat_none_as_default_value = false`: a missing payload binds NULL instead
+// of `DEFAULT`, which SQLite rejects in multi-row VALUES (Diesel would then fall
+// back to one INSERT per row).
 #[derive(Insertable)]
-#[diesel(table_name = region_outbox)]
-struct NewRegionRow<'a> {
+#[diesel(table_name = region_outbox, treat_none_as_default_value = false)]
+pub(crate) struct NewRegionRow<'a> {
     shard_scope: i32,
     shard_identifier: i64,
     category: i32,
@@ -24,8 +27,8 @@ struct NewRegionRow<'a> {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = control_outbox)]
-struct NewControlRow<'a> {
+#[diesel(table_name = control_outbox, treat_none_as_default_value = false)]
+pub(crate) struct NewControlRow<'a> {
     shard_scope: i32,
     shard_identifier: i64,
     region_name: &'a str,
@@ -37,57 +40,82 @@ struct NewControlRow<'a> {
     date_added: NaiveDateTime,
 }
 
-/// Rows per INSERT: far below SQLite's bound-parameter limit (32766).
-const CHUNK: usize = 2_000;
+/// Rows per INSERT: far below the bound-parameter limits (SQLite 32766, PostgreSQL 65535).
+pub(crate) const CHUNK: usize = 2_000;
 
-/// Inserts `rows` (all of one direction) with one statement per 2,000 rows and
+/// The rows of one outbox table, ready to bind.
+pub(crate) enum Values<'a> {
+    Region(Vec<NewRegionRow<'a>>),
+    Control(Vec<NewControlRow<'a>>),
+}
+
+/// Splits rows by outbox table (region rows first), stamped with one `now`.
+pub(crate) fn values(rows: &[OutboxRow]) -> [Values<'_>; 2] {
+    let (stamp, past) = (now(), the_past());
+    let mut region = Vec::new();
+    let mut control = Vec::new();
+    for r in rows {
+        match r.region_name.as_deref() {
+            None => region.push(NewRegionRow {
+                shard_scope: r.shard_scope,
+                shard_identifier: r.shard_identifier,
+                category: r.category,
+                object_identifier: r.object_identifier,
+                payload: r.payload.as_ref(),
+                scheduled_from: stamp,
+                scheduled_for: past,
+                date_added: stamp,
+            }),
+            Some(region_name) => control.push(NewControlRow {
+                shard_scope: r.shard_scope,
+                shard_identifier: r.shard_identifier,
+                region_name,
+                category: r.category,
+                object_identifier: r.object_identifier,
+                payload: r.payload.as_ref(),
+                scheduled_from: stamp,
+                scheduled_for: past,
+                date_added: stamp,
+            }),
+        }
+    }
+    [Values::Region(region), Values::Control(control)]
+}
+
+/// Bookkeeping after rows are written: the post-commit flush and the counters.
+pub(crate) fn written(rows: &[OutboxRow]) {
+    crate::flush::record(rows);
+    let control = rows.iter().filter(|r| r.region_name.is_some()).count();
+    metrics::counter!("outbox.saved", "direction" => Direction::Region.as_str())
+        .increment((rows.len() - control) as u64);
+    metrics::counter!("outbox.saved", "direction" => Direction::Control.as_str()).increment(control as u64);
+}
+
+/// Inserts `rows` with one statement per outbox table (per 2,000 rows) and
 /// records their shards for the post-commit flush. Returns the new row ids,
 /// region rows first, each direction in the order given.
 pub fn insert_rows(mut db: DbConn<'_>, rows: &[OutboxRow]) -> Result<Vec<i64>> {
-    let (control, region): (Vec<&OutboxRow>, Vec<&OutboxRow>) = rows.iter().partition(|r| r.region_name.is_some());
-    let (stamp, past) = (now(), the_past());
     let mut ids = Vec::with_capacity(rows.len());
-    for chunk in region.chunks(CHUNK) {
-        let values: Vec<NewRegionRow<'_>> = chunk
-            .iter()
-            .map(|r| NewRegionRow {
-                shard_scope: r.shard_scope,
-                shard_identifier: r.shard_identifier,
-                category: r.category,
-                object_identifier: r.object_identifier,
-                payload: r.payload.as_ref(),
-                scheduled_from: stamp,
-                scheduled_for: past,
-                date_added: stamp,
-            })
-            .collect();
-        ids.extend(crate::__with_db!(db.reborrow(), |c| diesel::insert_into(region_outbox::table)
-            .values(&values)
-            .returning(region_outbox::id)
-            .get_results::<i64>(c))?);
+    for table in values(rows) {
+        match table {
+            Values::Region(values) => {
+                for chunk in values.chunks(CHUNK) {
+                    ids.extend(crate::__with_db!(db.reborrow(), |c| diesel::insert_into(region_outbox::table)
+                        .values(chunk)
+                        .returning(region_outbox::id)
+                        .get_results::<i64>(c))?);
+                }
+            }
+            Values::Control(values) => {
+                for chunk in values.chunks(CHUNK) {
+                    ids.extend(crate::__with_db!(db.reborrow(), |c| diesel::insert_into(control_outbox::table)
+                        .values(chunk)
+                        .returning(control_outbox::id)
+                        .get_results::<i64>(c))?);
+                }
+            }
+        }
     }
-    for chunk in control.chunks(CHUNK) {
-        let values: Vec<NewControlRow<'_>> = chunk
-            .iter()
-            .map(|r| NewControlRow {
-                shard_scope: r.shard_scope,
-                shard_identifier: r.shard_identifier,
-                region_name: r.region_name.as_deref().unwrap_or_default(),
-                category: r.category,
-                object_identifier: r.object_identifier,
-                payload: r.payload.as_ref(),
-                scheduled_from: stamp,
-                scheduled_for: past,
-                date_added: stamp,
-            })
-            .collect();
-        ids.extend(crate::__with_db!(db.reborrow(), |c| diesel::insert_into(control_outbox::table)
-            .values(&values)
-            .returning(control_outbox::id)
-            .get_results::<i64>(c))?);
-    }
-    crate::flush::record(rows);
-    metrics::counter!("outbox.saved", "direction" => Direction::Region.as_str()).increment(region.len() as u64);
-    metrics::counter!("outbox.saved", "direction" => Direction::Control.as_str()).increment(control.len() as u64);
+    written(rows);
     Ok(ids)
 }
