@@ -103,11 +103,11 @@ pub mod __private {
         find_category, find_scope, CategoryInfo, CategoryRegistration, Direction, IsControlReceiver, IsRegionReceiver,
         OutboxCategory, OutboxScope, PoisonPolicy, Receiver, ReceiverRegistration, ScopeInfo, ScopeRegistration,
     };
-    pub use outbox_diesel::__with_db as with_db;
     pub use outbox_core::{ControlDelivery, Delivery, ReceiverError};
+    pub use outbox_diesel::__with_db as with_db;
     pub use outbox_diesel::model::assert;
     pub use outbox_diesel::model::{receive_control_model, receive_region_model};
-    pub use outbox_diesel::write::{to_payload, Identifier};
+    pub use outbox_diesel::write::{to_payload, ChangeWithOutbox, Identifier, OutboxRow};
     pub use outbox_diesel::{DbConn, Error, OutboxModel, Result};
     pub use serde_json::Value;
     pub use std::assert;

@@ -127,14 +127,21 @@ pub fn expand(model: &Model) -> TokenStream {
                 #payload
                 #regions
 
-                fn __outbox_upsert(&self, db: #conn) -> #result<usize> {
+                fn __outbox_save(
+                    &self,
+                    rows: &[::outbox::__private::OutboxRow],
+                    db: #conn,
+                ) -> ::outbox::__private::Result<()> {
                     #uses
-                    #with_db(db, |c| #diesel::insert_into(#table::table)
-                        .values(self)
-                        .on_conflict(#table::#object_col)
-                        .do_update()
-                        .set(self)
-                        .execute(c))
+                    #with_db(db, |c| ::outbox::__private::ChangeWithOutbox::change_with_outbox(
+                        c,
+                        #diesel::insert_into(#table::table)
+                            .values(self)
+                            .on_conflict(#table::#object_col)
+                            .do_update()
+                            .set(self),
+                        rows,
+                    ))
                 }
                 fn __outbox_update(&self, db: #conn) -> #result<usize> {
                     #uses
@@ -142,25 +149,31 @@ pub fn expand(model: &Model) -> TokenStream {
                         .set(self)
                         .execute(c))
                 }
-                fn __outbox_insert_all(rows: &[Self], db: #conn) -> #result<usize> {
+                fn __outbox_insert_all(
+                    models: &[Self],
+                    rows: &[::outbox::__private::OutboxRow],
+                    db: #conn,
+                ) -> ::outbox::__private::Result<()> {
                     #uses
-                    if rows.is_empty() {
-                        return ::outbox::__private::Ok(0);
-                    }
-                    #with_db(db, |c| #diesel::insert_into(#table::table).values(rows).execute(c))
+                    #with_db(db, |c| ::outbox::__private::ChangeWithOutbox::change_with_outbox(
+                        c,
+                        #diesel::insert_into(#table::table).values(models),
+                        rows,
+                    ))
                 }
-                fn __outbox_delete_all(rows: &[Self], mut db: #conn) -> #result<usize> {
+                fn __outbox_delete_all(
+                    models: &[Self],
+                    rows: &[::outbox::__private::OutboxRow],
+                    db: #conn,
+                ) -> ::outbox::__private::Result<()> {
                     #uses
-                    // SQLite caps bound parameters per statement (32766); stay well below.
-                    const CHUNK: usize = 10_000;
-                    let ids: ::outbox::__private::Vec<#object_ty> = rows.iter().map(|row| row.#object_field).collect();
-                    let mut deleted = 0;
-                    for chunk in ids.chunks(CHUNK) {
-                        deleted += #with_db(db.reborrow(), |c| #diesel::delete(
-                            #table::table.filter(#table::#object_col.eq_any(chunk.iter().copied()))
-                        ).execute(c))?;
-                    }
-                    ::outbox::__private::Ok(deleted)
+                    let ids: ::outbox::__private::Vec<#object_ty> =
+                        models.iter().map(|model| model.#object_field).collect();
+                    #with_db(db, |c| ::outbox::__private::ChangeWithOutbox::change_with_outbox(
+                        c,
+                        #diesel::delete(#table::table.filter(#table::#object_col.eq_any(ids.iter().copied()))),
+                        rows,
+                    ))
                 }
                 fn __outbox_load(object_identifier: i64, db: #conn) -> #result<::outbox::__private::Option<Self>> {
                     #uses
@@ -229,10 +242,16 @@ pub fn stub(ident: &Ident, generics: &Generics, direction: Direction) -> TokenSt
                 fn outbox_category() -> Self::Category { #unreachable }
                 fn object_identifier(&self) -> ::outbox::__private::Result<i64> { #unreachable }
                 fn shard_identifier(&self) -> ::outbox::__private::Result<i64> { #unreachable }
-                fn __outbox_upsert(&self, _: #conn) -> #result<usize> { #unreachable }
+                fn __outbox_save(&self, _: &[::outbox::__private::OutboxRow], _: #conn) -> ::outbox::__private::Result<()> {
+                    #unreachable
+                }
                 fn __outbox_update(&self, _: #conn) -> #result<usize> { #unreachable }
-                fn __outbox_insert_all(_: &[Self], _: #conn) -> #result<usize> { #unreachable }
-                fn __outbox_delete_all(_: &[Self], _: #conn) -> #result<usize> { #unreachable }
+                fn __outbox_insert_all(_: &[Self], _: &[::outbox::__private::OutboxRow], _: #conn) -> ::outbox::__private::Result<()> {
+                    #unreachable
+                }
+                fn __outbox_delete_all(_: &[Self], _: &[::outbox::__private::OutboxRow], _: #conn) -> ::outbox::__private::Result<()> {
+                    #unreachable
+                }
                 fn __outbox_load(_: i64, _: #conn) -> #result<::outbox::__private::Option<Self>> { #unreachable }
                 fn __outbox_load_batch(_: i64, _: i64, _: #conn) -> #result<::outbox::__private::Vec<Self>> {
                     #unreachable

@@ -77,14 +77,18 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Upserts the row together with `rows` (see [`ChangeWithOutbox`](crate::write::ChangeWithOutbox)).
     #[doc(hidden)]
-    fn __outbox_upsert(&self, db: DbConn<'_>) -> QueryResult<usize>;
+    fn __outbox_save(&self, rows: &[OutboxRow], db: DbConn<'_>) -> Result<()>;
+    /// Updates the row; returns the rows changed.
     #[doc(hidden)]
     fn __outbox_update(&self, db: DbConn<'_>) -> QueryResult<usize>;
+    /// Inserts `models` together with `rows`.
     #[doc(hidden)]
-    fn __outbox_insert_all(rows: &[Self], db: DbConn<'_>) -> QueryResult<usize>;
+    fn __outbox_insert_all(models: &[Self], rows: &[OutboxRow], db: DbConn<'_>) -> Result<()>;
+    /// Deletes `models` (at most [`MODELS_PER_STATEMENT`]) together with writing `rows`.
     #[doc(hidden)]
-    fn __outbox_delete_all(rows: &[Self], db: DbConn<'_>) -> QueryResult<usize>;
+    fn __outbox_delete_all(models: &[Self], rows: &[OutboxRow], db: DbConn<'_>) -> Result<()>;
     #[doc(hidden)]
     fn __outbox_load(object_identifier: i64, db: DbConn<'_>) -> QueryResult<Option<Self>>;
     #[doc(hidden)]
@@ -122,10 +126,7 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
     /// Bad input (see [`OutboxModel::outbox_rows`]) before anything is written; database errors.
     fn save<C: OutboxConnection>(&self, conn: &mut C) -> Result<()> {
         let rows = self.outbox_rows()?;
-        conn.transaction(|conn| {
-            self.__outbox_upsert(conn.db())?;
-            insert_rows(conn.db(), &rows).map(drop)
-        })
+        self.__outbox_save(&rows, conn.db())
     }
 
     /// Updates the existing row and writes its outbox rows, in one transaction.
@@ -153,16 +154,14 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
     }
 
     /// Inserts every model with one statement and all their outbox rows with one
-    /// more, in one transaction.
+    /// more, atomically (on PostgreSQL both are one statement). Batches of more than
+    /// [`MODELS_PER_STATEMENT`] models take one pair of statements per batch, in one
+    /// transaction.
     ///
     /// # Errors
     /// As [`OutboxModel::save`]; a primary key that exists fails the whole batch.
     fn bulk_create<C: OutboxConnection>(conn: &mut C, models: &[Self]) -> Result<()> {
-        let rows = all_rows(models)?;
-        conn.transaction(|conn| {
-            Self::__outbox_insert_all(models, conn.db())?;
-            insert_rows(conn.db(), &rows).map(drop)
-        })
+        in_chunks(conn, models, Self::__outbox_insert_all)
     }
 
     /// Updates every model (one statement each: SQL has no portable multi-row
@@ -182,18 +181,39 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
         })
     }
 
-    /// Writes all outbox rows with one statement, then deletes every model with
-    /// one more, in one transaction.
+    /// Writes all outbox rows with one statement and deletes every model with one
+    /// more, atomically (see [`OutboxModel::bulk_create`] for large batches).
     ///
     /// # Errors
     /// As [`OutboxModel::save`].
     fn bulk_delete<C: OutboxConnection>(conn: &mut C, models: &[Self]) -> Result<()> {
-        let rows = all_rows(models)?;
-        conn.transaction(|conn| {
-            insert_rows(conn.db(), &rows)?;
-            Self::__outbox_delete_all(models, conn.db()).map(drop).map_err(Error::from)
-        })
+        in_chunks(conn, models, Self::__outbox_delete_all)
     }
+}
+
+/// Models per INSERT or DELETE: keeps the bound parameters under PostgreSQL's
+/// 65,535 for models of up to 65 columns.
+pub const MODELS_PER_STATEMENT: usize = 1_000;
+
+type Change<M> = fn(&[M], &[OutboxRow], DbConn<'_>) -> Result<()>;
+
+/// Applies `change` to `models` with their outbox rows: one call when they fit one
+/// statement (no transaction round trips on PostgreSQL), else one per chunk in a
+/// transaction. Every row is validated before anything is written.
+fn in_chunks<M: OutboxModel, C: OutboxConnection>(conn: &mut C, models: &[M], change: Change<M>) -> Result<()> {
+    if models.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Vec<OutboxRow>> = models.iter().map(OutboxModel::outbox_rows).collect::<Result<_>>()?;
+    if models.len() <= MODELS_PER_STATEMENT {
+        return change(models, &rows.concat(), conn.db());
+    }
+    conn.transaction(|conn| {
+        for (models, rows) in models.chunks(MODELS_PER_STATEMENT).zip(rows.chunks(MODELS_PER_STATEMENT)) {
+            change(models, &rows.concat(), conn.db())?;
+        }
+        Ok(())
+    })
 }
 
 fn all_rows<M: OutboxModel>(models: &[M]) -> Result<Vec<OutboxRow>> {

@@ -7,45 +7,39 @@
 //! trips are needed; data-modifying CTEs always run to completion. On SQLite,
 //! where a round trip is a function call, the two statements share a transaction.
 
-use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::query_dsl::methods::ExecuteDsl;
 
 use crate::error::Result;
 use crate::write::insert::{insert_rows, values, written, Values, CHUNK};
 use crate::write::OutboxRow;
 use crate::OutboxConnection;
 
-/// Connections that can apply a model change together with its outbox rows.
+/// Connections that can apply a model change `Q` together with its outbox rows.
 /// Generated model code calls it once per backend.
-pub trait ChangeWithOutbox: OutboxConnection {
+pub trait ChangeWithOutbox<Q>: OutboxConnection {
     /// Runs `change` (an INSERT, UPDATE or DELETE of the model) and inserts `rows`,
     /// atomically: joins the caller's transaction when one is open.
     ///
     /// # Errors
     /// Database errors; nothing is written then.
-    fn change_with_outbox<Q>(&mut self, change: Q, rows: &[OutboxRow]) -> Result<()>
-    where
-        Q: QueryFragment<Self::Backend> + QueryId;
+    fn change_with_outbox(&mut self, change: Q, rows: &[OutboxRow]) -> Result<()>;
 }
 
 /// Two statements in one transaction (savepoint when nested).
 fn in_transaction<C, Q>(conn: &mut C, change: Q, rows: &[OutboxRow]) -> Result<()>
 where
     C: OutboxConnection,
-    Q: QueryFragment<C::Backend> + QueryId,
-    C: diesel::connection::LoadConnection,
+    Q: ExecuteDsl<C>,
 {
     conn.transaction(|conn| {
-        diesel::query_dsl::methods::ExecuteDsl::execute(change, conn)?;
+        ExecuteDsl::execute(change, conn)?;
         insert_rows(conn.db(), rows).map(drop)
     })
 }
 
 #[cfg(feature = "sqlite")]
-impl ChangeWithOutbox for diesel::SqliteConnection {
-    fn change_with_outbox<Q>(&mut self, change: Q, rows: &[OutboxRow]) -> Result<()>
-    where
-        Q: QueryFragment<diesel::sqlite::Sqlite> + QueryId,
-    {
+impl<Q: ExecuteDsl<diesel::SqliteConnection>> ChangeWithOutbox<Q> for diesel::SqliteConnection {
+    fn change_with_outbox(&mut self, change: Q, rows: &[OutboxRow]) -> Result<()> {
         in_transaction(self, change, rows)
     }
 }
@@ -81,11 +75,11 @@ mod pg {
 
     impl<C, O> RunQueryDsl<PgConnection> for WithOutbox<C, O> {}
 
-    impl ChangeWithOutbox for PgConnection {
-        fn change_with_outbox<Q>(&mut self, change: Q, rows: &[OutboxRow]) -> Result<()>
-        where
-            Q: QueryFragment<Pg> + QueryId,
-        {
+    impl<Q> ChangeWithOutbox<Q> for PgConnection
+    where
+        Q: QueryFragment<Pg> + QueryId + ExecuteDsl<PgConnection>,
+    {
+        fn change_with_outbox(&mut self, change: Q, rows: &[OutboxRow]) -> Result<()> {
             let [region, control] = values(rows);
             match (region, control) {
                 (Values::Region(r), Values::Control(c)) if c.is_empty() && !r.is_empty() && r.len() <= CHUNK => {

@@ -95,7 +95,7 @@ pub fn to_payload<T: serde::Serialize + ?Sized>(category: &'static str, value: &
 /// Identifier types a model may use for its primary key or shard field.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an integer identifier",
-    label = "outbox identifiers must be integers (i16, i32, i64, u16, u32, u64)",
+    label = "outbox identifiers must be integers (i8 to i64, u8 to u64)",
     note = "`shard = ...` and the primary key (`object = ...`) must name integer fields"
 )]
 pub trait Identifier: Copy {
