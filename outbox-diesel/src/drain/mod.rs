@@ -484,6 +484,23 @@ pub fn unhandled_rows<C: OutboxConnection>(conn: &mut C) -> Result<Vec<Unhandled
     Ok(out)
 }
 
+/// Rows waiting in each outbox; also recorded as the `outbox.depth` gauge
+/// (label `direction`). Workers record it whenever they go idle.
+///
+/// # Errors
+/// Database errors.
+pub fn record_depth<C: OutboxConnection>(conn: &mut C) -> Result<[i64; 2], DrainError> {
+    let mut db = conn.db();
+    let mut depth = [0; 2];
+    for direction in Direction::ALL {
+        let (table, _) = sql::table(direction);
+        let n = sql::count(&mut db, &format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table}"))?;
+        metrics::gauge!("outbox.depth", "direction" => direction.as_str()).set(n as f64);
+        depth[direction.code() as usize] = n;
+    }
+    Ok(depth)
+}
+
 fn unhandled_reason(category: i32, direction: Direction) -> &'static str {
     match registry().category(category) {
         None => "unknown category (written by another version of the application?)",

@@ -67,7 +67,10 @@ where
                 continue;
             }
         };
-        let crate::DbConn::Pg(pg) = conn.db() else { return };
+        #[allow(irrefutable_let_patterns)]
+        let crate::DbConn::Pg(pg) = conn.db() else {
+            return;
+        };
         let listened = diesel::sql_query("SELECT current_schema() AS name").load::<Schema>(pg).and_then(|s| {
             let schema = s.into_iter().next().map(|s| s.name).unwrap_or_else(|| "public".into());
             let channel = format!("outbox.{schema}").replace('"', "\"\"");

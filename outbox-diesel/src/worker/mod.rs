@@ -15,7 +15,7 @@ use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use outbox_core::{registry, Backoff, Direction};
 
 use crate::backend::OutboxConnection;
-use crate::drain::{unhandled_rows, Clock, DrainError, DrainReport, Drainer, DrainerBuilder, Filter};
+use crate::drain::{record_depth, unhandled_rows, Clock, DrainError, DrainReport, Drainer, DrainerBuilder, Filter};
 use crate::flush::ShardKey;
 
 /// Drains the outboxes of the database behind an r2d2 pool.
@@ -207,6 +207,7 @@ where
         }
         let mut conn = self.conn()?;
         report.unhandled = unhandled_rows(&mut conn)?;
+        record_depth(&mut conn)?;
         Ok(report)
     }
 
@@ -298,6 +299,9 @@ where
                     }
                     if report.shards > 0 {
                         continue;
+                    }
+                    if let Ok(mut conn) = self.conn() {
+                        let _ = record_depth(&mut conn);
                     }
                     crate::wake::wait(seen, self.poll_interval);
                 }
