@@ -177,6 +177,16 @@ where
     }
 }
 
+/// [`run_with`] returning the error instead of printing it (for tests).
+pub fn try_run<I, T>(args: I, out: &mut dyn Write, stop: &AtomicBool) -> Result<i32, AppError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(|e| AppError::msg(e.to_string().trim_end()))?;
+    execute(cli.command, out, stop)
+}
+
 fn execute(command: Command, out: &mut dyn Write, stop: &AtomicBool) -> Result<i32, AppError> {
     outbox::registry().validate().map_err(|e| AppError::msg(format!("invalid outbox registry: {e}")))?;
     match command {

@@ -56,6 +56,8 @@ impl Silo {
                 SiloPool::Sqlite(
                     Pool::builder()
                         .max_size(size)
+                        // Grow on demand: W threads x every silo would be many idle connections.
+                        .min_idle(Some(1))
                         .connection_timeout(Duration::from_secs(30))
                         .connection_customizer(Box::new(outbox::SqlitePragmas))
                         .build(ConnectionManager::new(path))
@@ -70,6 +72,8 @@ impl Silo {
                 SiloPool::Pg(
                     Pool::builder()
                         .max_size(size)
+                        // Grow on demand: W threads x every silo would be many idle connections.
+                        .min_idle(Some(1))
                         .connection_timeout(Duration::from_secs(30))
                         .build(ConnectionManager::new(pg))
                         .map_err(|e| bad(e.to_string()))?,
