@@ -81,6 +81,9 @@ pub mod cli {
     pub use outbox_diesel::cli::*;
 }
 
+/// Diesel `table!` definitions of the outbox tables, for your own queries.
+pub use outbox_diesel::schema;
+
 /// The SQL of the outbox tables, for applications that keep their own Diesel migrations.
 pub mod migrations {
     pub use outbox_diesel::{POSTGRES_DOWN, POSTGRES_UP, SQLITE_DOWN, SQLITE_UP};
