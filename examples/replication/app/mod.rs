@@ -178,6 +178,7 @@ where
 }
 
 /// [`run_with`] returning the error instead of printing it (for tests).
+#[allow(dead_code)] // the binary prints errors; tests/replication_demo.rs reads them
 pub fn try_run<I, T>(args: I, out: &mut dyn Write, stop: &AtomicBool) -> Result<i32, AppError>
 where
     I: IntoIterator<Item = T>,

@@ -242,15 +242,15 @@ pub struct User {
 }
 
 impl User {
-    fn region_names(&self) -> Vec<String> {
-        split_regions(&self.regions)
+    fn region_names(&self) -> Vec<&str> {
+        self.regions.split(',').filter(|r| !r.is_empty()).collect()
     }
 }
 
 impl ControlReplication for User {
     fn handle_async_replication(&self, cx: &mut ControlDelivery<'_>) -> Result<(), ReceiverError> {
         let pool = region_pool(cx)?;
-        if !self.region_names().iter().any(|r| r == cx.region_name()) {
+        if !self.region_names().contains(&cx.region_name()) {
             // No longer concerned by this region: drop what it cached.
             return Self::handle_async_deletion(cx, self.id, self.id, None);
         }
@@ -295,15 +295,15 @@ pub struct ApiToken {
 }
 
 impl ApiToken {
-    fn region_names(&self) -> Vec<String> {
-        split_regions(&self.regions)
+    fn region_names(&self) -> Vec<&str> {
+        self.regions.split(',').filter(|r| !r.is_empty()).collect()
     }
 }
 
 impl ControlReplication for ApiToken {
     fn handle_async_replication(&self, cx: &mut ControlDelivery<'_>) -> Result<(), ReceiverError> {
         let pool = region_pool(cx)?;
-        if !self.region_names().iter().any(|r| r == cx.region_name()) {
+        if !self.region_names().contains(&cx.region_name()) {
             return Self::handle_async_deletion(cx, self.id, self.user_id, None);
         }
         let row = (
