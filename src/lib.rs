@@ -97,6 +97,10 @@ pub mod prelude {
     };
 }
 
+/// The user guide (`docs/guide.md`): one section per task, every example compiled.
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
+
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
