@@ -82,16 +82,16 @@ impl<const V: i32> OutboxModel for Team<V> {
         }
         Ok(self.organization_id)
     }
-    fn __outbox_upsert(&self, _db: DbConn<'_>) -> QueryResult<usize> {
+    fn __outbox_save(&self, _rows: &[outbox::OutboxRow], _db: DbConn<'_>) -> outbox::Result<()> {
         unimplemented!("backfill tests never save")
     }
     fn __outbox_update(&self, _db: DbConn<'_>) -> QueryResult<usize> {
         unimplemented!("backfill tests never update")
     }
-    fn __outbox_insert_all(_rows: &[Self], _db: DbConn<'_>) -> QueryResult<usize> {
+    fn __outbox_insert_all(_models: &[Self], _rows: &[outbox::OutboxRow], _db: DbConn<'_>) -> outbox::Result<()> {
         unimplemented!("backfill tests seed with SQL")
     }
-    fn __outbox_delete_all(_rows: &[Self], _db: DbConn<'_>) -> QueryResult<usize> {
+    fn __outbox_delete_all(_models: &[Self], _rows: &[outbox::OutboxRow], _db: DbConn<'_>) -> outbox::Result<()> {
         unimplemented!("backfill tests never delete")
     }
     fn __outbox_load(_id: i64, _db: DbConn<'_>) -> QueryResult<Option<Self>> {
