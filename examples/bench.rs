@@ -459,7 +459,14 @@ fn raw_delete_rate<C: BenchSql>(pool: &Db<C>, rows: i64) -> Result<f64, Box<dyn 
 }
 
 fn worker<C: BenchSql>(pool: &Db<C>, workers: usize) -> Result<Worker<C>, Box<dyn std::error::Error>> {
-    Ok(Worker::builder(pool.clone()).concurrency(workers).build()?)
+    let mut builder = Worker::builder(pool.clone()).concurrency(workers);
+    if let Ok(v) = std::env::var("BENCH_SHARDS") {
+        builder = builder.batch_shards(v.parse()?);
+    }
+    if let Ok(v) = std::env::var("BENCH_ROWS") {
+        builder = builder.batch_rows(v.parse()?);
+    }
+    Ok(builder.build()?)
 }
 
 fn drain_case<C: BenchSql>(pool: &Db<C>, workers: usize, rows: i64) -> Result<Figure, Box<dyn std::error::Error>> {
@@ -469,7 +476,7 @@ fn drain_case<C: BenchSql>(pool: &Db<C>, workers: usize, rows: i64) -> Result<Fi
     let worker = worker(pool, workers)?;
     CALLS.store(0, Ordering::Relaxed);
     let start = Instant::now();
-    worker.run_until_idle()?;
+    let drained = worker.run_until_idle()?;
     let rate = rows as f64 / start.elapsed().as_secs_f64();
     let calls = CALLS.load(Ordering::Relaxed);
     let left = count_rows(pool)?;
@@ -481,7 +488,7 @@ fn drain_case<C: BenchSql>(pool: &Db<C>, workers: usize, rows: i64) -> Result<Fi
         rows_per_s: rate,
         baseline_rows_per_s: Some(baseline),
         ratio: Some(rate / baseline),
-        extra: vec![],
+        extra: vec![("claims", json!(drained.claims)), ("rows_per_claim", json!(rows / drained.claims.max(1) as i64))],
     })
 }
 

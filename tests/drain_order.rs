@@ -260,39 +260,3 @@ fn rows_written_during_delivery_survive_and_are_delivered_next() {
         dispatch!(&pool, |p| written_during_delivery(p.clone(), db.name()));
     }
 }
-
-// ---- throughput (not a pass/fail test): `cargo test --test drain_order -- --ignored --nocapture` ----
-
-category!(BULK, 4, SHARDED);
-region_receiver!(4, on_bulk);
-
-fn on_bulk(_cx: &mut Delivery<'_>) -> Result<(), ReceiverError> {
-    Ok(())
-}
-
-fn throughput<C>(pool: Pool<ConnectionManager<C>>, name: &str)
-where
-    C: OutboxConnection + R2D2Connection,
-{
-    let rows: Vec<_> = (0..20_000).map(|i| region_row(0, i % 200, 4, i, None)).collect();
-    insert_raw_rows(&mut pool.get().unwrap(), &rows).unwrap();
-    let start = Instant::now();
-    let report = Worker::builder(pool.clone()).concurrency(4).build().unwrap().run_until_idle().unwrap();
-    let elapsed = start.elapsed();
-    assert_eq!(report.delivered, 20_000);
-    eprintln!(
-        "{name}: 20,000 rows in 200 shards, 4 threads: {elapsed:?} ({:.0} deliveries/s, {} claims)",
-        20_000.0 / elapsed.as_secs_f64(),
-        report.claims
-    );
-}
-
-#[test]
-#[ignore]
-fn measure_throughput() {
-    let _g = serial();
-    for db in TestDb::all() {
-        let pool = pool(&db, 5);
-        dispatch!(&pool, |p| throughput(p.clone(), db.name()));
-    }
-}

@@ -122,7 +122,10 @@ fn postgres_notify_from_another_connection_wakes_listening_workers() {
     assert!(wait_until(Duration::from_secs(2), || delivered() == vec![20]), "woken by NOTIFY");
     eprintln!("postgres: NOTIFY wake-up delivered in {:?}", start.elapsed());
 
-    // Deferred suppresses the NOTIFY (and the in-process wake-up).
+    // Deferred suppresses the NOTIFY (and the in-process wake-up). Let the worker
+    // finish the pass that delivered 20 and go back to sleep first: a pass still
+    // running would pick up the new row whatever the flush policy.
+    std::thread::sleep(Duration::from_millis(1000));
     outbox::transaction_with(&mut other, FlushPolicy::Deferred, |c| write(c, 21)).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(delivered(), vec![20], "Deferred: nobody woken");
