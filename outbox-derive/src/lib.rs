@@ -23,7 +23,7 @@ use proc_macro::TokenStream;
 /// (`Debug, Clone, Copy, PartialEq, Eq, Hash`), `impl OutboxScope`, a
 /// `const fn id(self) -> i32`, and the registration of every scope.
 ///
-/// ```ignore
+/// ```
 /// use outbox::prelude::*;
 ///
 /// #[outbox_scope]
@@ -51,7 +51,7 @@ pub fn outbox_scope(args: TokenStream, input: TokenStream) -> TokenStream {
 /// receiver), `transactional`, `max_attempts = N`, `on_poison = skip | block`
 /// (default `block`).
 ///
-/// ```ignore
+/// ```
 /// use outbox::prelude::*;
 ///
 /// #[outbox_scope]
@@ -89,7 +89,7 @@ pub fn outbox_category(args: TokenStream, input: TokenStream) -> TokenStream {
 /// anything `Serialize`, kept for deletion receivers), `replication_version = N`.
 /// The model must derive `Queryable, Selectable, Insertable, AsChangeset`.
 ///
-/// ```ignore
+/// ```
 /// # use outbox::prelude::*;
 /// # use diesel::prelude::*;
 /// # diesel::table! { teams (id) { id -> BigInt, organization_id -> BigInt, name -> Text } }
@@ -136,7 +136,7 @@ pub fn derive_region_model(input: TokenStream) -> TokenStream {
 /// Same keys as [`ReplicatedRegionModel`], plus `regions = method` (required):
 /// a method returning the target region names (`IntoIterator` of `Into<String>`).
 ///
-/// ```ignore
+/// ```
 /// # use outbox::prelude::*;
 /// # use diesel::prelude::*;
 /// # diesel::table! { users (id) { id -> Integer, name -> Text } }
