@@ -371,13 +371,16 @@ fn reset<C: BenchSql>(pool: &Db<C>) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+type SendError = Box<dyn std::error::Error + Send + Sync>;
+type WriteOp<C> = fn(&mut C, &Item) -> Result<(), SendError>;
+
 /// Runs `op` for ids `first..first + n` spread over `threads` connections; returns ops per second.
 fn rate<C: BenchSql>(
     pool: &Db<C>,
     threads: usize,
     first: i64,
     n: i64,
-    op: fn(&mut C, &Item) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    op: WriteOp<C>,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let per_thread = n / threads as i64;
     let start = Instant::now();
@@ -385,7 +388,7 @@ fn rate<C: BenchSql>(
         let handles: Vec<_> = (0..threads as i64)
             .map(|t| {
                 let pool = pool.clone();
-                scope.spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+                scope.spawn(move || -> Result<(), SendError> {
                     let mut conn = pool.get()?;
                     for i in 0..per_thread {
                         let id = first + t * per_thread + i;

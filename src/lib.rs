@@ -114,7 +114,7 @@ pub mod __private {
     pub use outbox_diesel::__with_db as with_db;
     pub use outbox_diesel::model::assert;
     pub use outbox_diesel::model::{receive_control_model, receive_region_model};
-    pub use outbox_diesel::write::{to_payload, ChangeWithOutbox, Identifier, OutboxRow};
+    pub use outbox_diesel::write::{region_names, to_payload, ChangeWithOutbox, Identifier, OutboxRow};
     pub use outbox_diesel::{DbConn, Error, OutboxModel, Result};
     pub use serde_json::Value;
     pub use std::assert;

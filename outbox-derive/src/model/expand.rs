@@ -71,9 +71,7 @@ pub fn expand(model: &Model) -> TokenStream {
     });
     let regions = model.regions.as_ref().map(|method| {
         let call = quote_spanned! {method.span()=>
-            ::std::iter::IntoIterator::into_iter(self.#method())
-                .map(::outbox::__private::Into::<::outbox::__private::String>::into)
-                .collect()
+            ::outbox::__private::region_names(self.#method())
         };
         quote! {
             fn outbox_region_names(&self) -> ::outbox::__private::Vec<::outbox::__private::String> {

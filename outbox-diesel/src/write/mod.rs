@@ -8,4 +8,4 @@ pub mod row;
 pub use combined::ChangeWithOutbox;
 pub use insert::insert_rows;
 pub use message::{write_control_message, write_region_message};
-pub use row::{check_region_name, to_payload, Identifier, OutboxRow, MAX_REGION_NAME};
+pub use row::{check_region_name, region_names, to_payload, Identifier, OutboxRow, MAX_REGION_NAME};

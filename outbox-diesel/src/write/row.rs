@@ -122,3 +122,14 @@ impl Identifier for u64 {
         i64::try_from(self).map_err(|_| Error::IdOutOfRange { field, value: self.to_string() })
     }
 }
+
+/// Collects what a control model's `regions = method` returns (any iterable of
+/// string-likes). A function rather than generated code, so lints of the
+/// conversion never fire in users' crates.
+pub fn region_names<I>(regions: I) -> Vec<String>
+where
+    I: IntoIterator,
+    I::Item: Into<String>,
+{
+    regions.into_iter().map(Into::into).collect()
+}
