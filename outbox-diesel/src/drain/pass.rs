@@ -11,7 +11,7 @@ use outbox_core::{
     ReceiverRegistration, Resources,
 };
 
-use super::sql::{self, ClaimArgs, LoadedRow};
+use super::sql::{self, ClaimArgs, GroupDelete, LoadedGroup};
 use super::{DrainError, DrainReport, Drainer, Failure, Filter};
 use crate::backend::{Backend, DbConn};
 use crate::flush::ShardKey;
@@ -26,13 +26,14 @@ fn next_token(owner: &str) -> String {
 struct ShardWork {
     key: ShardKey,
     attempts: u32,
-    rows: Vec<LoadedRow>,
+    /// Coalesced groups, in the order of their oldest row.
+    groups: Vec<LoadedGroup>,
 }
 
 #[derive(Default)]
 struct Outcome {
-    /// Rows to delete at completion: delivered (non-transactional) and discarded groups.
-    delete: Vec<i64>,
+    /// Groups to delete at completion: delivered (non-transactional) and discarded.
+    delete: Vec<GroupDelete>,
     /// Some group was attempted (delivered, failed or discarded).
     touched: bool,
     /// The shard stopped on a failure: (attempts, next attempt, error, category).
@@ -81,7 +82,7 @@ pub(crate) fn run(
     let token = next_token(dr.owner());
     let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
 
-    let (claimed, rows) = {
+    let (claimed, groups) = {
         let _span = tracing::debug_span!("outbox.claim", %direction, token = %token).entered();
         let claim = sql::claim_sql(
             backend,
@@ -100,8 +101,11 @@ pub(crate) fn run(
         if claimed.is_empty() {
             return Ok(report);
         }
-        let load = sql::load_sql(direction, &categories, &extra, &token, settings.batch_rows);
-        let rows = match sql::load_rows(&mut db, &load) {
+        // Spread the batch's row budget over the shards claimed: each contributes
+        // the groups of its first `heads` rows (a deep shard alone gets them all).
+        let heads = (settings.batch_rows / claimed.len() as u32).max(1);
+        let load = sql::load_sql(backend, direction, &categories, &extra, &token, heads);
+        let groups = match sql::load_groups(&mut db, &load) {
             Ok(rows) => rows,
             Err(e) => {
                 // Give the shards back rather than let them wait for the lease.
@@ -109,12 +113,13 @@ pub(crate) fn run(
                 return Err(e.into());
             }
         };
-        tracing::debug!(shards = claimed.len(), rows = rows.len(), "claimed");
-        (claimed, rows)
+        tracing::debug!(shards = claimed.len(), groups = groups.len(), "claimed");
+        (claimed, groups)
     };
     report.claims = 1;
     report.shards = claimed.len() as u64;
-    metrics::histogram!("outbox.batch_size", "direction" => direction.as_str()).record(rows.len() as f64);
+    let rows: i64 = groups.iter().map(|g| g.n_rows).sum();
+    metrics::histogram!("outbox.batch_size", "direction" => direction.as_str()).record(rows as f64);
 
     let mut shards: Vec<ShardWork> = claimed
         .into_iter()
@@ -126,7 +131,7 @@ pub(crate) fn run(
                 region_name: c.region_name,
             },
             attempts: c.attempts.max(0) as u32,
-            rows: Vec::new(),
+            groups: Vec::new(),
         })
         .collect();
     let index: HashMap<(i32, i64, String), usize> = shards
@@ -134,9 +139,9 @@ pub(crate) fn run(
         .enumerate()
         .map(|(i, s)| ((s.key.shard_scope, s.key.shard_identifier, s.key.region_name.clone()), i))
         .collect();
-    for row in rows {
-        if let Some(&i) = index.get(&(row.shard_scope, row.shard_identifier, row.region_name.clone())) {
-            shards[i].rows.push(row);
+    for group in groups {
+        if let Some(&i) = index.get(&(group.shard_scope, group.shard_identifier, group.region_name.clone())) {
+            shards[i].groups.push(group);
         }
     }
 
@@ -187,46 +192,34 @@ fn deliver_shard(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut attempts_before = shard.attempts;
-    let mut consumed = vec![false; shard.rows.len()];
-    while let Some(head) = consumed.iter().position(|c| !c) {
-        let (category, object) = (shard.rows[head].category, shard.rows[head].object_identifier);
-        let members: Vec<usize> = (head..shard.rows.len())
-            .filter(|&i| {
-                !consumed[i] && shard.rows[i].category == category && shard.rows[i].object_identifier == object
-            })
-            .collect();
-        for &i in &members {
-            consumed[i] = true;
-        }
-        let group: Vec<&LoadedRow> = members.iter().map(|&i| &shard.rows[i]).collect();
-        let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+    for group in &shard.groups {
+        let (category, object) = (group.category, group.object_identifier);
         let Some(info) = registry().category(category) else { break };
         outcome.touched = true;
-        let _span = tracing::debug_span!("outbox.group", %direction, category = info.name, object, rows = group.len())
+        let _span = tracing::debug_span!("outbox.group", %direction, category = info.name, object, rows = group.n_rows)
             .entered();
         if info.discard {
-            report.discarded += ids.len() as u64;
-            outcome.delete.extend(ids);
+            report.discarded += group.n_rows as u64;
+            outcome.delete.push(group.delete_key());
             continue;
         }
         let Some(receiver) = registry().receiver(category, direction) else { break };
-        let newest = group[group.len() - 1];
         let message = Message {
-            id: newest.id,
+            id: group.id,
             direction,
             category,
-            shard_scope: newest.shard_scope,
-            shard_identifier: newest.shard_identifier,
+            shard_scope: group.shard_scope,
+            shard_identifier: group.shard_identifier,
             object_identifier: object,
-            payload: newest.payload.clone(),
-            region_name: (direction == Direction::Control).then(|| newest.region_name.clone()),
-            date_added: group[0].date_added.and_utc(),
-            coalesced: group.len() as u32,
+            payload: group.payload.clone(),
+            region_name: (direction == Direction::Control).then(|| group.region_name.clone()),
+            date_added: group.date_added.and_utc(),
+            coalesced: group.n_rows as u32,
             attempt: attempts_before,
         };
         let started = Instant::now();
         let result = if info.transactional {
-            deliver_transactional(dr, db, direction, token, &shard.key, receiver, &message, &ids)
+            deliver_transactional(dr, db, direction, token, &shard.key, receiver, &message, &group.delete_key())
         } else {
             invoke(dr, receiver, &message, db).map_err(GroupError::Receiver)
         };
@@ -234,19 +227,18 @@ fn deliver_shard(
         match result {
             Ok(()) => {
                 if !info.transactional {
-                    outcome.delete.extend(&ids);
+                    outcome.delete.push(group.delete_key());
                 }
                 attempts_before = 0;
                 report.delivered += 1;
-                report.coalesced += ids.len() as u64 - 1;
+                report.coalesced += group.n_rows as u64 - 1;
                 metrics::counter!("outbox.processed", &labels).increment(1);
-                metrics::counter!("outbox.coalesced", &labels).increment(ids.len() as u64 - 1);
+                metrics::counter!("outbox.coalesced", &labels).increment(group.n_rows as u64 - 1);
                 let now = Utc::now();
                 metrics::histogram!("outbox.processing_lag", &labels)
                     .record((now - message.date_added).num_milliseconds() as f64 / 1000.0);
                 metrics::histogram!("outbox.queue_time", &labels).record(
-                    (now - newest.date_added.and_utc()).num_milliseconds() as f64 / 1000.0
-                        - started.elapsed().as_secs_f64(),
+                    (now - message.date_added).num_milliseconds() as f64 / 1000.0 - started.elapsed().as_secs_f64(),
                 );
             }
             Err(GroupError::LeaseLost) => {
@@ -260,7 +252,7 @@ fn deliver_shard(
                 tracing::warn!(%direction, category = info.name, object, attempts, %error, "outbox receiver failed");
                 let max = info.max_attempts.unwrap_or(dr.settings().max_attempts).max(1);
                 if attempts >= max {
-                    match quarantine(dr, db, direction, token, &shard.key, info, &group, attempts, &error) {
+                    match quarantine(dr, db, direction, token, &shard.key, info, group, attempts, &error) {
                         Ok(true) => {
                             report.quarantined += 1;
                             metrics::counter!("outbox.quarantined", &labels).increment(1);
@@ -362,7 +354,7 @@ fn deliver_transactional(
     shard: &ShardKey,
     receiver: &ReceiverRegistration,
     message: &Message,
-    ids: &[i64],
+    group: &GroupDelete,
 ) -> Result<(), GroupError> {
     let lock = if db.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
     let check = format!(
@@ -375,7 +367,7 @@ fn deliver_transactional(
             return Err(GroupError::LeaseLost);
         }
         invoke(dr, receiver, message, db).map_err(GroupError::Receiver)?;
-        sql::delete_ids(db, direction, ids)?;
+        sql::delete_groups(db, direction, std::slice::from_ref(group))?;
         Ok(())
     })
 }
@@ -391,15 +383,12 @@ fn quarantine(
     token: &str,
     shard: &ShardKey,
     info: &CategoryInfo,
-    group: &[&LoadedRow],
+    group: &LoadedGroup,
     attempts: u32,
     error: &str,
 ) -> diesel::QueryResult<bool> {
     let backend = db.backend();
     let (table, region) = sql::table(direction);
-    let first = group[0];
-    let last = group[group.len() - 1];
-    let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
     let check = format!(
         "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM outbox_shard WHERE {} AND lease_owner = {}",
         sql::state_match(direction, shard),
@@ -412,21 +401,21 @@ fn quarantine(
             o.id, {count}, {date_added}, {attempts}, {err}, {now}, {blocking}
          FROM {table} o WHERE o.id = {last_id}",
         d = direction.code(),
-        first_id = first.id,
-        count = group.len(),
-        date_added = sql::ts(backend, first.date_added),
+        first_id = group.first_id,
+        count = group.n_rows,
+        date_added = sql::ts(backend, group.date_added),
         err = sql::ph(backend, 1),
         now = sql::ts(backend, dr.clock().now()),
         blocking = if info.on_poison == PoisonPolicy::Block { "TRUE" } else { "FALSE" },
-        last_id = last.id,
+        last_id = group.id,
     );
     sql::write_tx(db, |db| {
         if sql::count(db, &check)? == 0 {
             return Ok(false);
         }
         sql::exec_text(db, &insert, error)?;
-        sql::delete_ids(db, direction, &ids)?;
-        tracing::warn!(%direction, category = info.name, object = last.object_identifier, attempts, "message group quarantined");
+        sql::delete_groups(db, direction, &[group.delete_key()])?;
+        tracing::warn!(%direction, category = info.name, object = group.object_identifier, attempts, "message group quarantined");
         Ok(true)
     })
 }
@@ -452,7 +441,7 @@ fn complete(
             .into_iter()
             .map(|h| (h.shard_scope, h.shard_identifier, h.region_name))
             .collect();
-        let mut ids = Vec::new();
+        let mut delete = Vec::new();
         for (shard, outcome) in shards.iter().zip(outcomes) {
             let k = (shard.key.shard_scope, shard.key.shard_identifier, shard.key.region_name.clone());
             if !held.contains(&k) {
@@ -461,7 +450,7 @@ fn complete(
                 }
                 continue;
             }
-            ids.extend_from_slice(&outcome.delete);
+            delete.extend_from_slice(&outcome.delete);
             let key = sql::state_match(direction, &shard.key);
             if let Some((attempts, next, error, category)) = &outcome.failure {
                 let sql = format!(
@@ -483,8 +472,7 @@ fn complete(
                 )?;
             }
         }
-        ids.sort_unstable();
-        let deleted = sql::delete_ids(db, direction, &ids)? as u64;
+        let deleted = sql::delete_groups(db, direction, &delete)? as u64;
         sql::exec(db, &format!("DELETE FROM outbox_shard WHERE lease_owner = {token_lit}"))?;
         Ok((deleted, lost))
     });

@@ -13,11 +13,19 @@ use serde_json::Value;
 use crate::backend::{Backend, DbConn};
 use crate::flush::ShardKey;
 
-/// A row loaded for delivery.
+/// A coalesced group loaded for delivery: every row of one (shard, category,
+/// object) present at load time, represented by its newest row.
 #[derive(Debug, Clone, QueryableByName)]
-pub(crate) struct LoadedRow {
+pub(crate) struct LoadedGroup {
+    /// The newest row of the group: the one delivered; rows up to it are deleted.
     #[diesel(sql_type = BigInt)]
     pub id: i64,
+    /// The oldest row of the group: its place in the shard's order.
+    #[diesel(sql_type = BigInt)]
+    pub first_id: i64,
+    /// Rows in the group.
+    #[diesel(sql_type = BigInt)]
+    pub n_rows: i64,
     #[diesel(sql_type = Integer)]
     pub shard_scope: i32,
     #[diesel(sql_type = BigInt)]
@@ -28,10 +36,38 @@ pub(crate) struct LoadedRow {
     pub category: i32,
     #[diesel(sql_type = BigInt)]
     pub object_identifier: i64,
+    /// The newest row's payload.
     #[diesel(sql_type = Nullable<Json>)]
     pub payload: Option<Value>,
+    /// When the oldest row of the group was written.
     #[diesel(sql_type = Timestamp)]
     pub date_added: NaiveDateTime,
+}
+
+impl LoadedGroup {
+    /// What deletes this group's rows once delivered.
+    pub fn delete_key(&self) -> GroupDelete {
+        GroupDelete {
+            shard_scope: self.shard_scope,
+            shard_identifier: self.shard_identifier,
+            region_name: self.region_name.clone(),
+            category: self.category,
+            object_identifier: self.object_identifier,
+            max_id: self.id,
+        }
+    }
+}
+
+/// The rows of one group up to the delivered id; later rows (written while the
+/// receiver ran) survive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupDelete {
+    pub shard_scope: i32,
+    pub shard_identifier: i64,
+    pub region_name: String,
+    pub category: i32,
+    pub object_identifier: i64,
+    pub max_id: i64,
 }
 
 /// A shard a claim leased.
@@ -187,17 +223,60 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
     )
 }
 
-pub(crate) fn load_sql(direction: Direction, categories: &str, extra: &str, token: &str, rows: u32) -> String {
+/// Loads the groups of every shard leased by `token`: per shard, the groups of
+/// its first `heads` rows in id order (so a shard's groups are a prefix of it),
+/// each coalesced over ALL its rows in the shard (Sentry's rule: deliver the
+/// newest, delete up to it), in the order of their oldest row.
+///
+/// PostgreSQL walks each shard's `(scope, shard, id)` index with `LATERAL`;
+/// SQLite, which has no `LATERAL`, does the same with a correlated `IN`.
+pub(crate) fn load_sql(
+    backend: Backend,
+    direction: Direction,
+    categories: &str,
+    extra: &str,
+    token: &str,
+    heads: u32,
+) -> String {
     let (table, region) = table(direction);
     let d = direction.code();
+    let token = lit(token);
+    let shard_rows = format!(
+        "o.shard_scope = c.shard_scope AND o.shard_identifier = c.shard_identifier AND {region} = c.region_name
+         AND o.category IN ({categories}) {extra}"
+    );
+    let groups = match backend {
+        Backend::Postgres => format!(
+            "SELECT c.shard_scope, c.shard_identifier, c.region_name, h.category, h.object_identifier, MIN(h.id) AS first_id
+             FROM outbox_shard c CROSS JOIN LATERAL (
+                 SELECT o.id, o.category, o.object_identifier FROM {table} o WHERE {shard_rows} ORDER BY o.id LIMIT {heads}
+             ) h
+             WHERE c.direction = {d} AND c.lease_owner = {token}
+             GROUP BY c.shard_scope, c.shard_identifier, c.region_name, h.category, h.object_identifier"
+        ),
+        Backend::Sqlite => format!(
+            "SELECT c.shard_scope, c.shard_identifier, c.region_name, o.category, o.object_identifier, MIN(o.id) AS first_id
+             FROM outbox_shard c JOIN {table} o ON o.id IN (
+                 SELECT o.id FROM {table} o WHERE {shard_rows} ORDER BY o.id LIMIT {heads}
+             )
+             WHERE c.direction = {d} AND c.lease_owner = {token}
+             GROUP BY c.shard_scope, c.shard_identifier, c.region_name, o.category, o.object_identifier"
+        ),
+    };
     format!(
-        "SELECT o.id, o.shard_scope, o.shard_identifier, {region} AS region_name, o.category, o.object_identifier,
-                o.payload, o.date_added
-         FROM {table} o JOIN outbox_shard s ON s.direction = {d} AND s.shard_scope = o.shard_scope
-              AND s.shard_identifier = o.shard_identifier AND s.region_name = {region}
-         WHERE s.lease_owner = {token} AND o.category IN ({categories}) {extra}
-         ORDER BY o.id LIMIT {rows}",
-        token = lit(token),
+        "WITH g AS ({groups}),
+         m AS (
+             SELECT g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id,
+                    MAX(o.id) AS max_id, CAST(COUNT(*) AS BIGINT) AS n_rows, MIN(o.date_added) AS first_added
+             FROM g JOIN {table} o ON o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier
+                  AND {region} = g.region_name AND o.category = g.category AND o.object_identifier = g.object_identifier
+             WHERE 1 = 1 {extra}
+             GROUP BY g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id
+         )
+         SELECT m.max_id AS id, m.first_id, m.n_rows, m.shard_scope, m.shard_identifier, m.region_name, m.category,
+                m.object_identifier, r.payload, m.first_added AS date_added
+         FROM m JOIN {table} r ON r.id = m.max_id
+         ORDER BY m.shard_scope, m.shard_identifier, m.region_name, m.first_id"
     )
 }
 
@@ -205,7 +284,7 @@ pub(crate) fn claim(db: &mut DbConn<'_>, sql: &str) -> QueryResult<Vec<ClaimedSh
     crate::__with_db!(db.reborrow(), |c| diesel::sql_query(sql).load(c))
 }
 
-pub(crate) fn load_rows(db: &mut DbConn<'_>, sql: &str) -> QueryResult<Vec<LoadedRow>> {
+pub(crate) fn load_groups(db: &mut DbConn<'_>, sql: &str) -> QueryResult<Vec<LoadedGroup>> {
     crate::__with_db!(db.reborrow(), |c| diesel::sql_query(sql).load(c))
 }
 
@@ -231,24 +310,58 @@ pub(crate) fn held_shards(db: &mut DbConn<'_>, token: &str) -> QueryResult<Vec<H
     crate::__with_db!(db.reborrow(), |c| diesel::sql_query(&sql).load(c))
 }
 
-/// Deletes outbox rows by id: one statement on PostgreSQL (`id = ANY($1)`),
-/// chunks of 500 ids on SQLite (its statements have a size limit).
-pub(crate) fn delete_ids(db: &mut DbConn<'_>, direction: Direction, ids: &[i64]) -> QueryResult<usize> {
-    if ids.is_empty() {
+/// Deletes delivered groups: each group's rows up to its delivered id. One
+/// statement on PostgreSQL (`unnest` of one array per column), chunks of 200
+/// groups on SQLite (its statements have a size limit). Returns rows deleted.
+pub(crate) fn delete_groups(db: &mut DbConn<'_>, direction: Direction, groups: &[GroupDelete]) -> QueryResult<usize> {
+    if groups.is_empty() {
         return Ok(0);
     }
-    let (table, _) = table(direction);
+    let (table, region) = table(direction);
     match db {
         #[cfg(feature = "postgres")]
-        DbConn::Pg(c) => diesel::sql_query(format!("DELETE FROM {table} WHERE id = ANY($1)"))
-            .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
-            .execute(*c),
+        DbConn::Pg(c) => {
+            use diesel::sql_types::Array;
+            let col = |f: fn(&GroupDelete) -> i64| groups.iter().map(f).collect::<Vec<i64>>();
+            let scopes: Vec<i32> = groups.iter().map(|g| g.shard_scope).collect();
+            let categories: Vec<i32> = groups.iter().map(|g| g.category).collect();
+            let regions: Vec<&str> = groups.iter().map(|g| g.region_name.as_str()).collect();
+            diesel::sql_query(format!(
+                "DELETE FROM {table} o USING unnest($1, $2, $3, $4, $5, $6)
+                     AS g(shard_scope, shard_identifier, region_name, category, object_identifier, max_id)
+                 WHERE o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier
+                   AND {region} = g.region_name AND o.category = g.category
+                   AND o.object_identifier = g.object_identifier AND o.id <= g.max_id"
+            ))
+            .bind::<Array<Integer>, _>(scopes)
+            .bind::<Array<BigInt>, _>(col(|g| g.shard_identifier))
+            .bind::<Array<Text>, _>(regions)
+            .bind::<Array<Integer>, _>(categories)
+            .bind::<Array<BigInt>, _>(col(|g| g.object_identifier))
+            .bind::<Array<BigInt>, _>(col(|g| g.max_id))
+            .execute(*c)
+        }
         #[cfg(feature = "sqlite")]
         DbConn::Sqlite(c) => {
             let mut n = 0;
-            for chunk in ids.chunks(500) {
-                let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-                n += diesel::sql_query(format!("DELETE FROM {table} WHERE id IN ({})", list.join(","))).execute(*c)?;
+            for chunk in groups.chunks(200) {
+                let matches: Vec<String> = chunk
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            "(o.shard_scope = {} AND o.shard_identifier = {} AND {region} = {} AND o.category = {}
+                              AND o.object_identifier = {} AND o.id <= {})",
+                            g.shard_scope,
+                            g.shard_identifier,
+                            lit(&g.region_name),
+                            g.category,
+                            g.object_identifier,
+                            g.max_id
+                        )
+                    })
+                    .collect();
+                n += diesel::sql_query(format!("DELETE FROM {table} AS o WHERE {}", matches.join(" OR ")))
+                    .execute(*c)?;
             }
             Ok(n)
         }
