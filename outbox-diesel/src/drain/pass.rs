@@ -1,6 +1,6 @@
 //! One pass: claim, load, deliver, complete. See the module docs of `drain`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -97,7 +97,12 @@ pub(crate) fn run(
                 shards: settings.batch_shards,
             },
         );
-        let claimed = sql::write_tx(&mut db, |db| sql::claim(db, &claim))?;
+        // One statement: atomic on PostgreSQL without a transaction; SQLite takes
+        // the write lock up front so two claimers never interleave.
+        let claimed = match backend {
+            Backend::Postgres => sql::claim(&mut db, &claim)?,
+            Backend::Sqlite => sql::write_tx(&mut db, |db| sql::claim(db, &claim))?,
+        };
         if claimed.is_empty() {
             return Ok(report);
         }
@@ -432,25 +437,12 @@ fn complete(
     let backend = db.backend();
     let past = sql::ts(backend, the_past());
     let token_lit = sql::lit(token);
-    let result = sql::write_tx(db, |db| -> Result<(u64, u64), diesel::result::Error> {
-        let mut lost = 0u64;
-        // Only shards still leased by this token complete: a lost lease means another
-        // worker may have taken the shard, so its rows are kept and delivered again
-        // (at-least-once) rather than deleted under the new holder.
-        let held: HashSet<(i32, i64, String)> = sql::held_shards(db, token)?
-            .into_iter()
-            .map(|h| (h.shard_scope, h.shard_identifier, h.region_name))
-            .collect();
-        let mut delete = Vec::new();
+    let finish = |db: &mut DbConn<'_>| -> Result<(u64, u64), diesel::result::Error> {
+        let (mut lost, mut deleted) = (0u64, 0u64);
+        // Shards that stop here keep their state row, released: a failure (attempts,
+        // backoff, error), or a shard not reached that had failed before. An update
+        // that finds no row held by this token means the lease was lost.
         for (shard, outcome) in shards.iter().zip(outcomes) {
-            let k = (shard.key.shard_scope, shard.key.shard_identifier, shard.key.region_name.clone());
-            if !held.contains(&k) {
-                if outcome.touched {
-                    lost += 1;
-                }
-                continue;
-            }
-            delete.extend_from_slice(&outcome.delete);
             let key = sql::state_match(direction, &shard.key);
             if let Some((attempts, next, error, category)) = &outcome.failure {
                 let sql = format!(
@@ -460,10 +452,13 @@ fn complete(
                     next = sql::ts(backend, *next),
                     err = sql::ph(backend, 1),
                 );
-                sql::exec_text(db, &sql, error)?;
+                if sql::exec_text(db, &sql, error)? == 0 {
+                    lost += 1;
+                } else {
+                    // Groups delivered before the failure are done.
+                    deleted += sql::delete_groups(db, direction, &outcome.delete)? as u64;
+                }
             } else if !outcome.touched && shard.attempts > 0 {
-                // Not reached this pass (stopped, or its rows did not fit the batch):
-                // give it back without forgetting its failures.
                 sql::exec(
                     db,
                     &format!(
@@ -472,11 +467,31 @@ fn complete(
                 )?;
             }
         }
-        let deleted = sql::delete_groups(db, direction, &delete)? as u64;
-        sql::exec(db, &format!("DELETE FROM outbox_shard WHERE lease_owner = {token_lit}"))?;
+        // Every other state row still held by this token goes, and with it the
+        // groups delivered in that shard, atomically. A lost lease keeps its rows:
+        // another worker may hold the shard now; they are delivered again
+        // (at-least-once) rather than deleted under the new holder.
+        let delete: Vec<GroupDelete> =
+            outcomes.iter().filter(|o| o.failure.is_none()).flat_map(|o| o.delete.iter().cloned()).collect();
+        let (held, n) = sql::finish_held(db, direction, token, &delete)?;
+        deleted += n;
+        lost += shards
+            .iter()
+            .zip(outcomes)
+            .filter(|(s, o)| {
+                o.touched
+                    && o.failure.is_none()
+                    && !held.contains(&(s.key.shard_scope, s.key.shard_identifier, s.key.region_name.clone()))
+            })
+            .count() as u64;
         Ok((deleted, lost))
-    });
-    let (deleted, lost) = result?;
+    };
+    // On PostgreSQL each statement above is atomic on its own (the lease check and
+    // the deletes are one statement), so no transaction round trips are needed.
+    let (deleted, lost) = match backend {
+        Backend::Postgres => finish(db)?,
+        Backend::Sqlite => sql::write_tx(db, finish)?,
+    };
     report.rows_deleted += deleted;
     report.leases_lost += lost + outcomes.iter().filter(|o| o.lease_lost).count() as u64;
     if lost > 0 {

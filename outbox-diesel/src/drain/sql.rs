@@ -368,6 +368,90 @@ pub(crate) fn delete_groups(db: &mut DbConn<'_>, direction: Direction, groups: &
     }
 }
 
+/// Shards as keys.
+pub(crate) type HeldKeys = std::collections::HashSet<(i32, i64, String)>;
+
+#[derive(QueryableByName)]
+struct HeldRow {
+    #[diesel(sql_type = Integer)]
+    shard_scope: i32,
+    #[diesel(sql_type = BigInt)]
+    shard_identifier: i64,
+    #[diesel(sql_type = Text)]
+    region_name: String,
+    #[diesel(sql_type = BigInt)]
+    deleted: i64,
+}
+
+/// Deletes the state rows still held by `token` and, of `groups`, those in the
+/// shards it still held. Returns the shards it held and the rows deleted.
+/// PostgreSQL: one statement. SQLite: three, inside the caller's transaction.
+pub(crate) fn finish_held(
+    db: &mut DbConn<'_>,
+    direction: Direction,
+    token: &str,
+    groups: &[GroupDelete],
+) -> QueryResult<(HeldKeys, u64)> {
+    let d = direction.code();
+    let token_lit = lit(token);
+    match db {
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => {
+            use diesel::sql_types::Array;
+            let (table, region) = table(direction);
+            let col = |f: fn(&GroupDelete) -> i64| groups.iter().map(f).collect::<Vec<i64>>();
+            let scopes: Vec<i32> = groups.iter().map(|g| g.shard_scope).collect();
+            let categories: Vec<i32> = groups.iter().map(|g| g.category).collect();
+            let regions: Vec<&str> = groups.iter().map(|g| g.region_name.as_str()).collect();
+            let rows: Vec<HeldRow> = diesel::sql_query(format!(
+                "WITH held AS (
+                     DELETE FROM outbox_shard WHERE direction = {d} AND lease_owner = {token_lit}
+                     RETURNING shard_scope, shard_identifier, region_name
+                 ), gone AS (
+                     DELETE FROM {table} o
+                     USING unnest($1, $2, $3, $4, $5, $6)
+                         AS g(shard_scope, shard_identifier, region_name, category, object_identifier, max_id),
+                         held h
+                     WHERE h.shard_scope = g.shard_scope AND h.shard_identifier = g.shard_identifier
+                       AND h.region_name = g.region_name
+                       AND o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier
+                       AND {region} = g.region_name AND o.category = g.category
+                       AND o.object_identifier = g.object_identifier AND o.id <= g.max_id
+                     RETURNING 1
+                 )
+                 SELECT h.shard_scope, h.shard_identifier, h.region_name,
+                        (SELECT CAST(COUNT(*) AS BIGINT) FROM gone) AS deleted
+                 FROM held h"
+            ))
+            .bind::<Array<Integer>, _>(scopes)
+            .bind::<Array<BigInt>, _>(col(|g| g.shard_identifier))
+            .bind::<Array<Text>, _>(regions)
+            .bind::<Array<Integer>, _>(categories)
+            .bind::<Array<BigInt>, _>(col(|g| g.object_identifier))
+            .bind::<Array<BigInt>, _>(col(|g| g.max_id))
+            .load(*c)?;
+            let deleted = rows.first().map_or(0, |r| r.deleted as u64);
+            Ok((rows.into_iter().map(|r| (r.shard_scope, r.shard_identifier, r.region_name)).collect(), deleted))
+        }
+        #[cfg(feature = "sqlite")]
+        DbConn::Sqlite(c) => {
+            let mut db = DbConn::Sqlite(c);
+            let held: HeldKeys = held_shards(&mut db, token)?
+                .into_iter()
+                .map(|h| (h.shard_scope, h.shard_identifier, h.region_name))
+                .collect();
+            let mine: Vec<GroupDelete> = groups
+                .iter()
+                .filter(|g| held.contains(&(g.shard_scope, g.shard_identifier, g.region_name.clone())))
+                .cloned()
+                .collect();
+            let deleted = delete_groups(&mut db, direction, &mine)? as u64;
+            exec(&mut db, &format!("DELETE FROM outbox_shard WHERE direction = {d} AND lease_owner = {token_lit}"))?;
+            Ok((held, deleted))
+        }
+    }
+}
+
 pub(crate) fn count_unhandled(
     db: &mut DbConn<'_>,
     direction: Direction,
