@@ -160,7 +160,12 @@ pub(crate) fn run(
         outcomes.push(outcome);
     }
 
-    complete(dr, &mut db, direction, &token, &shards, &outcomes, &mut report)?;
+    if let Err(e) = complete(dr, &mut db, direction, &token, &shards, &outcomes, &mut report) {
+        // Give the shards back rather than let them wait for the lease: what was
+        // delivered but not deleted is delivered again (at-least-once).
+        let _ = release_all(&mut db, &token, backend);
+        return Err(e);
+    }
     Ok(report)
 }
 
@@ -486,12 +491,7 @@ fn complete(
             .count() as u64;
         Ok((deleted, lost))
     };
-    // On PostgreSQL each statement above is atomic on its own (the lease check and
-    // the deletes are one statement), so no transaction round trips are needed.
-    let (deleted, lost) = match backend {
-        Backend::Postgres => finish(db)?,
-        Backend::Sqlite => sql::write_tx(db, finish)?,
-    };
+    let (deleted, lost) = sql::write_tx(db, finish)?;
     report.rows_deleted += deleted;
     report.leases_lost += lost + outcomes.iter().filter(|o| o.lease_lost).count() as u64;
     if lost > 0 {

@@ -186,15 +186,17 @@ pub(crate) struct ClaimArgs<'a> {
     pub shards: u32,
 }
 
+/// The claim: the oldest due rows' shards that nobody leases, leased to `token`
+/// in one statement. The lease row is the lock: the `ON CONFLICT ... WHERE`
+/// lets exactly one claimer win each shard. Outbox rows are never locked, so a
+/// worker deleting what it delivered never waits on a claim, and claims insert
+/// their lease rows in key order, so two claims racing for the same shards wait
+/// for each other instead of deadlocking.
 pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
     let (table, region) = table(a.direction);
     let d = a.direction.code();
     let now = ts(backend, a.now);
     let until = ts(backend, a.lease_until);
-    let lock = match backend {
-        Backend::Postgres => "FOR UPDATE OF o SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
     format!(
         "WITH win AS (
             SELECT o.id, o.shard_scope, o.shard_identifier, {region} AS region_name FROM {table} o
@@ -204,13 +206,14 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
                    AND (s.lease_until > {now} OR s.next_attempt_at > {now}))
               AND NOT EXISTS (SELECT 1 FROM outbox_quarantine q WHERE q.blocking AND q.direction = {d}
                    AND q.shard_scope = o.shard_scope AND q.shard_identifier = o.shard_identifier AND q.region_name = {region})
-            ORDER BY o.id LIMIT {window} {lock}
+            ORDER BY o.id LIMIT {window}
         ), cand AS (
             SELECT shard_scope, shard_identifier, region_name, MIN(id) AS first_id FROM win
             GROUP BY shard_scope, shard_identifier, region_name ORDER BY first_id LIMIT {shards}
         )
         INSERT INTO outbox_shard (direction, shard_scope, shard_identifier, region_name, lease_owner, lease_until, attempts, next_attempt_at)
         SELECT {d}, shard_scope, shard_identifier, region_name, {token}, {until}, 0, {now} FROM cand WHERE 1 = 1
+        ORDER BY shard_scope, shard_identifier, region_name
         ON CONFLICT (direction, shard_scope, shard_identifier, region_name) DO UPDATE
             SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
             WHERE outbox_shard.lease_until <= {now} AND outbox_shard.next_attempt_at <= {now}
@@ -263,16 +266,32 @@ pub(crate) fn load_sql(
              GROUP BY c.shard_scope, c.shard_identifier, c.region_name, o.category, o.object_identifier"
         ),
     };
-    format!(
-        "WITH g AS ({groups}),
-         m AS (
-             SELECT g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id,
+    // Each group coalesced over all its rows in the shard, through the
+    // coalescing index: `LATERAL` on PostgreSQL (whose planner, misjudging the
+    // group count, would otherwise merge-join the whole table), a grouped join on
+    // SQLite (whose planner loops over the index anyway).
+    let group_key = format!(
+        "o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier AND {region} = g.region_name
+         AND o.category = g.category AND o.object_identifier = g.object_identifier {extra}"
+    );
+    let coalesced = match backend {
+        Backend::Postgres => format!(
+            "SELECT g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id,
+                    x.max_id, x.n_rows, x.first_added
+             FROM g CROSS JOIN LATERAL (
+                 SELECT MAX(o.id) AS max_id, CAST(COUNT(*) AS BIGINT) AS n_rows, MIN(o.date_added) AS first_added
+                 FROM {table} o WHERE {group_key}
+             ) x"
+        ),
+        Backend::Sqlite => format!(
+            "SELECT g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id,
                     MAX(o.id) AS max_id, CAST(COUNT(*) AS BIGINT) AS n_rows, MIN(o.date_added) AS first_added
-             FROM g JOIN {table} o ON o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier
-                  AND {region} = g.region_name AND o.category = g.category AND o.object_identifier = g.object_identifier
-             WHERE 1 = 1 {extra}
-             GROUP BY g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id
-         )
+             FROM g JOIN {table} o ON {group_key}
+             GROUP BY g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id"
+        ),
+    };
+    format!(
+        "WITH g AS ({groups}), m AS ({coalesced})
          SELECT m.max_id AS id, m.first_id, m.n_rows, m.shard_scope, m.shard_identifier, m.region_name, m.category,
                 m.object_identifier, r.payload, m.first_added AS date_added
          FROM m JOIN {table} r ON r.id = m.max_id
@@ -302,17 +321,11 @@ pub(crate) fn count(db: &mut DbConn<'_>, sql: &str) -> QueryResult<i64> {
     Ok(rows.first().map_or(0, |r| r.n))
 }
 
-pub(crate) fn held_shards(db: &mut DbConn<'_>, token: &str) -> QueryResult<Vec<HeldShard>> {
-    let sql = format!(
-        "SELECT shard_scope, shard_identifier, region_name FROM outbox_shard WHERE lease_owner = {}",
-        lit(token)
-    );
-    crate::__with_db!(db.reborrow(), |c| diesel::sql_query(&sql).load(c))
-}
-
 /// Deletes delivered groups: each group's rows up to its delivered id. One
-/// statement on PostgreSQL (`unnest` of one array per column), chunks of 200
-/// groups on SQLite (its statements have a size limit). Returns rows deleted.
+/// statement on PostgreSQL (`unnest` of one array per column; the ids are
+/// collected through the coalescing index into `= ANY(ARRAY(..))`, which keeps
+/// the planner on index lookups), chunks of 200 groups on SQLite (its statements
+/// have a size limit). Returns rows deleted.
 pub(crate) fn delete_groups(db: &mut DbConn<'_>, direction: Direction, groups: &[GroupDelete]) -> QueryResult<usize> {
     if groups.is_empty() {
         return Ok(0);
@@ -327,11 +340,16 @@ pub(crate) fn delete_groups(db: &mut DbConn<'_>, direction: Direction, groups: &
             let categories: Vec<i32> = groups.iter().map(|g| g.category).collect();
             let regions: Vec<&str> = groups.iter().map(|g| g.region_name.as_str()).collect();
             diesel::sql_query(format!(
-                "DELETE FROM {table} o USING unnest($1, $2, $3, $4, $5, $6)
-                     AS g(shard_scope, shard_identifier, region_name, category, object_identifier, max_id)
-                 WHERE o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier
-                   AND {region} = g.region_name AND o.category = g.category
-                   AND o.object_identifier = g.object_identifier AND o.id <= g.max_id"
+                "DELETE FROM {table} WHERE id = ANY(ARRAY(
+                     SELECT o.id FROM unnest($1, $2, $3, $4, $5, $6)
+                         AS g(shard_scope, shard_identifier, region_name, category, object_identifier, max_id)
+                     CROSS JOIN LATERAL (
+                         SELECT o.id FROM {table} o
+                         WHERE o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier
+                           AND {region} = g.region_name AND o.category = g.category
+                           AND o.object_identifier = g.object_identifier AND o.id <= g.max_id
+                     ) o
+                 ))"
             ))
             .bind::<Array<Integer>, _>(scopes)
             .bind::<Array<BigInt>, _>(col(|g| g.shard_identifier))
@@ -371,85 +389,31 @@ pub(crate) fn delete_groups(db: &mut DbConn<'_>, direction: Direction, groups: &
 /// Shards as keys.
 pub(crate) type HeldKeys = std::collections::HashSet<(i32, i64, String)>;
 
-#[derive(QueryableByName)]
-struct HeldRow {
-    #[diesel(sql_type = Integer)]
-    shard_scope: i32,
-    #[diesel(sql_type = BigInt)]
-    shard_identifier: i64,
-    #[diesel(sql_type = Text)]
-    region_name: String,
-    #[diesel(sql_type = BigInt)]
-    deleted: i64,
-}
-
 /// Deletes the state rows still held by `token` and, of `groups`, those in the
-/// shards it still held. Returns the shards it held and the rows deleted.
-/// PostgreSQL: one statement. SQLite: three, inside the caller's transaction.
+/// shards it still held. Returns the shards it held and the rows deleted. Runs
+/// inside the caller's transaction, so the lease check and the deletes commit
+/// together.
 pub(crate) fn finish_held(
     db: &mut DbConn<'_>,
     direction: Direction,
     token: &str,
     groups: &[GroupDelete],
 ) -> QueryResult<(HeldKeys, u64)> {
-    let d = direction.code();
-    let token_lit = lit(token);
-    match db {
-        #[cfg(feature = "postgres")]
-        DbConn::Pg(c) => {
-            use diesel::sql_types::Array;
-            let (table, region) = table(direction);
-            let col = |f: fn(&GroupDelete) -> i64| groups.iter().map(f).collect::<Vec<i64>>();
-            let scopes: Vec<i32> = groups.iter().map(|g| g.shard_scope).collect();
-            let categories: Vec<i32> = groups.iter().map(|g| g.category).collect();
-            let regions: Vec<&str> = groups.iter().map(|g| g.region_name.as_str()).collect();
-            let rows: Vec<HeldRow> = diesel::sql_query(format!(
-                "WITH held AS (
-                     DELETE FROM outbox_shard WHERE direction = {d} AND lease_owner = {token_lit}
-                     RETURNING shard_scope, shard_identifier, region_name
-                 ), gone AS (
-                     DELETE FROM {table} o
-                     USING unnest($1, $2, $3, $4, $5, $6)
-                         AS g(shard_scope, shard_identifier, region_name, category, object_identifier, max_id),
-                         held h
-                     WHERE h.shard_scope = g.shard_scope AND h.shard_identifier = g.shard_identifier
-                       AND h.region_name = g.region_name
-                       AND o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier
-                       AND {region} = g.region_name AND o.category = g.category
-                       AND o.object_identifier = g.object_identifier AND o.id <= g.max_id
-                     RETURNING 1
-                 )
-                 SELECT h.shard_scope, h.shard_identifier, h.region_name,
-                        (SELECT CAST(COUNT(*) AS BIGINT) FROM gone) AS deleted
-                 FROM held h"
-            ))
-            .bind::<Array<Integer>, _>(scopes)
-            .bind::<Array<BigInt>, _>(col(|g| g.shard_identifier))
-            .bind::<Array<Text>, _>(regions)
-            .bind::<Array<Integer>, _>(categories)
-            .bind::<Array<BigInt>, _>(col(|g| g.object_identifier))
-            .bind::<Array<BigInt>, _>(col(|g| g.max_id))
-            .load(*c)?;
-            let deleted = rows.first().map_or(0, |r| r.deleted as u64);
-            Ok((rows.into_iter().map(|r| (r.shard_scope, r.shard_identifier, r.region_name)).collect(), deleted))
-        }
-        #[cfg(feature = "sqlite")]
-        DbConn::Sqlite(c) => {
-            let mut db = DbConn::Sqlite(c);
-            let held: HeldKeys = held_shards(&mut db, token)?
-                .into_iter()
-                .map(|h| (h.shard_scope, h.shard_identifier, h.region_name))
-                .collect();
-            let mine: Vec<GroupDelete> = groups
-                .iter()
-                .filter(|g| held.contains(&(g.shard_scope, g.shard_identifier, g.region_name.clone())))
-                .cloned()
-                .collect();
-            let deleted = delete_groups(&mut db, direction, &mine)? as u64;
-            exec(&mut db, &format!("DELETE FROM outbox_shard WHERE direction = {d} AND lease_owner = {token_lit}"))?;
-            Ok((held, deleted))
-        }
-    }
+    let sql = format!(
+        "DELETE FROM outbox_shard WHERE direction = {} AND lease_owner = {}
+         RETURNING shard_scope, shard_identifier, region_name",
+        direction.code(),
+        lit(token)
+    );
+    let held: Vec<HeldShard> = crate::__with_db!(db.reborrow(), |c| diesel::sql_query(&sql).load(c))?;
+    let held: HeldKeys = held.into_iter().map(|h| (h.shard_scope, h.shard_identifier, h.region_name)).collect();
+    let mine: Vec<GroupDelete> = groups
+        .iter()
+        .filter(|g| held.contains(&(g.shard_scope, g.shard_identifier, g.region_name.clone())))
+        .cloned()
+        .collect();
+    let deleted = delete_groups(db, direction, &mine)? as u64;
+    Ok((held, deleted))
 }
 
 pub(crate) fn count_unhandled(
