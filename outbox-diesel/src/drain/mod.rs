@@ -207,9 +207,9 @@ pub struct Drainer {
 /// Numbers a [`Drainer`] works with. See [`DrainerBuilder`] for their meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Shards leased per claim (default 100).
+    /// Shards leased per claim (default 50).
     pub batch_shards: u32,
-    /// Rows loaded per claim (default 1,000).
+    /// Rows loaded per claim (default 5,000), spread over the shards claimed.
     pub batch_rows: u32,
     /// How long a claim holds its shards (default 5 minutes).
     pub lease: Duration,
@@ -224,8 +224,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            batch_shards: 100,
-            batch_rows: 1_000,
+            batch_shards: 50,
+            batch_rows: 5_000,
             lease: Duration::from_secs(300),
             deadline: Duration::from_secs(120),
             backoff: Backoff::default(),

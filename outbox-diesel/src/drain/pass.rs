@@ -93,7 +93,9 @@ pub(crate) fn run(
                 now,
                 lease_until: now + lease,
                 token: &token,
-                window: settings.batch_rows.max(settings.batch_shards),
+                // Enough of the oldest rows to find `batch_shards` shards when
+                // shards interleave, without scanning the whole row budget.
+                window: (settings.batch_shards.saturating_mul(20)).clamp(100, settings.batch_rows.max(100)),
                 shards: settings.batch_shards,
             },
         );

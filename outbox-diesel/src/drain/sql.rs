@@ -42,6 +42,10 @@ pub(crate) struct LoadedGroup {
     /// When the oldest row of the group was written.
     #[diesel(sql_type = Timestamp)]
     pub date_added: NaiveDateTime,
+    /// Every row id of the group, comma-separated, when they are all known
+    /// (the group ends inside the prefix read); otherwise NULL.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub delete_ids: Option<String>,
 }
 
 impl LoadedGroup {
@@ -54,6 +58,7 @@ impl LoadedGroup {
             category: self.category,
             object_identifier: self.object_identifier,
             max_id: self.id,
+            ids: self.delete_ids.as_deref().and_then(|ids| ids.split(',').map(|id| id.parse().ok()).collect()),
         }
     }
 }
@@ -68,6 +73,8 @@ pub(crate) struct GroupDelete {
     pub category: i32,
     pub object_identifier: i64,
     pub max_id: i64,
+    /// The exact row ids, when known: deleted by primary key.
+    pub ids: Option<Vec<i64>>,
 }
 
 /// A shard a claim leased.
@@ -197,6 +204,17 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
     let d = a.direction.code();
     let now = ts(backend, a.now);
     let until = ts(backend, a.lease_until);
+    // PostgreSQL: concurrent claims would see the same free shards and queue on
+    // each other's lease rows (the loser leasing nothing). A try-lock per shard,
+    // held until the claim commits, makes them pick disjoint shards without
+    // waiting. SQLite serializes claims through its write lock.
+    let busy = match backend {
+        Backend::Postgres => format!(
+            "AND pg_try_advisory_xact_lock(hashtextextended(
+                 '{d}:' || o.shard_scope || ':' || o.shard_identifier || ':' || {region}, 0))"
+        ),
+        Backend::Sqlite => String::new(),
+    };
     format!(
         "WITH win AS (
             SELECT o.id, o.shard_scope, o.shard_identifier, {region} AS region_name FROM {table} o
@@ -206,6 +224,7 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
                    AND (s.lease_until > {now} OR s.next_attempt_at > {now}))
               AND NOT EXISTS (SELECT 1 FROM outbox_quarantine q WHERE q.blocking AND q.direction = {d}
                    AND q.shard_scope = o.shard_scope AND q.shard_identifier = o.shard_identifier AND q.region_name = {region})
+              {busy}
             ORDER BY o.id LIMIT {window}
         ), cand AS (
             SELECT shard_scope, shard_identifier, region_name, MIN(id) AS first_id FROM win
@@ -231,8 +250,11 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
 /// each coalesced over ALL its rows in the shard (Sentry's rule: deliver the
 /// newest, delete up to it), in the order of their oldest row.
 ///
-/// PostgreSQL walks each shard's `(scope, shard, id)` index with `LATERAL`;
-/// SQLite, which has no `LATERAL`, does the same with a correlated `IN`.
+/// One row more than `heads` is read per shard to learn whether the prefix holds
+/// the whole shard: then the groups are complete as read and need no lookup.
+/// Only groups of truncated shards are looked up through the coalescing index.
+/// A group whose rows all lie in the prefix comes with their ids (`delete_ids`),
+/// so completion deletes it by primary key.
 pub(crate) fn load_sql(
     backend: Backend,
     direction: Direction,
@@ -244,56 +266,79 @@ pub(crate) fn load_sql(
     let (table, region) = table(direction);
     let d = direction.code();
     let token = lit(token);
+    let read = heads + 1;
     let shard_rows = format!(
         "o.shard_scope = c.shard_scope AND o.shard_identifier = c.shard_identifier AND {region} = c.region_name
          AND o.category IN ({categories}) {extra}"
     );
-    let groups = match backend {
-        Backend::Postgres => format!(
-            "SELECT c.shard_scope, c.shard_identifier, c.region_name, h.category, h.object_identifier, MIN(h.id) AS first_id
-             FROM outbox_shard c CROSS JOIN LATERAL (
-                 SELECT o.id, o.category, o.object_identifier FROM {table} o WHERE {shard_rows} ORDER BY o.id LIMIT {heads}
-             ) h
-             WHERE c.direction = {d} AND c.lease_owner = {token}
-             GROUP BY c.shard_scope, c.shard_identifier, c.region_name, h.category, h.object_identifier"
+    let shard = "PARTITION BY c.shard_scope, c.shard_identifier, c.region_name";
+    // PostgreSQL walks each shard's `(scope, shard, id)` index with LATERAL;
+    // SQLite, which has no LATERAL, does the same with a correlated IN.
+    let (from, ids) = match backend {
+        Backend::Postgres => (
+            format!(
+                "outbox_shard c CROSS JOIN LATERAL (
+                     SELECT o.id, o.category, o.object_identifier, o.date_added FROM {table} o
+                     WHERE {shard_rows} ORDER BY o.id LIMIT {read}
+                 ) o"
+            ),
+            "string_agg(CAST(id AS TEXT), ',')",
         ),
-        Backend::Sqlite => format!(
-            "SELECT c.shard_scope, c.shard_identifier, c.region_name, o.category, o.object_identifier, MIN(o.id) AS first_id
-             FROM outbox_shard c JOIN {table} o ON o.id IN (
-                 SELECT o.id FROM {table} o WHERE {shard_rows} ORDER BY o.id LIMIT {heads}
-             )
-             WHERE c.direction = {d} AND c.lease_owner = {token}
-             GROUP BY c.shard_scope, c.shard_identifier, c.region_name, o.category, o.object_identifier"
+        Backend::Sqlite => (
+            format!(
+                "outbox_shard c JOIN {table} o ON o.id IN (
+                     SELECT o.id FROM {table} o WHERE {shard_rows} ORDER BY o.id LIMIT {read}
+                 )"
+            ),
+            "group_concat(id, ',')",
         ),
     };
-    // Each group coalesced over all its rows in the shard, through the
-    // coalescing index: `LATERAL` on PostgreSQL (whose planner, misjudging the
-    // group count, would otherwise merge-join the whole table), a grouped join on
-    // SQLite (whose planner loops over the index anyway).
     let group_key = format!(
         "o.shard_scope = g.shard_scope AND o.shard_identifier = g.shard_identifier AND {region} = g.region_name
          AND o.category = g.category AND o.object_identifier = g.object_identifier {extra}"
     );
-    let coalesced = match backend {
-        Backend::Postgres => format!(
-            "SELECT g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id,
-                    x.max_id, x.n_rows, x.first_added
-             FROM g CROSS JOIN LATERAL (
-                 SELECT MAX(o.id) AS max_id, CAST(COUNT(*) AS BIGINT) AS n_rows, MIN(o.date_added) AS first_added
-                 FROM {table} o WHERE {group_key}
-             ) x"
+    // Lookups only for truncated shards: PostgreSQL gates the LATERAL with a
+    // one-time filter, SQLite skips the subqueries in the CASE.
+    let (lookup, max_id, n_rows) = match backend {
+        Backend::Postgres => (
+            format!(
+                "LEFT JOIN LATERAL (
+                     SELECT MAX(o.id) AS max_id, CAST(COUNT(*) AS BIGINT) AS n_rows FROM {table} o
+                     WHERE g.truncated AND {group_key}
+                 ) x ON TRUE"
+            ),
+            "COALESCE(x.max_id, g.head_max)".to_string(),
+            "CASE WHEN g.truncated THEN x.n_rows ELSE g.head_rows END".to_string(),
         ),
-        Backend::Sqlite => format!(
-            "SELECT g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id,
-                    MAX(o.id) AS max_id, CAST(COUNT(*) AS BIGINT) AS n_rows, MIN(o.date_added) AS first_added
-             FROM g JOIN {table} o ON {group_key}
-             GROUP BY g.shard_scope, g.shard_identifier, g.region_name, g.category, g.object_identifier, g.first_id"
+        Backend::Sqlite => (
+            String::new(),
+            format!(
+                "CASE WHEN g.truncated THEN (SELECT MAX(o.id) FROM {table} o WHERE {group_key}) ELSE g.head_max END"
+            ),
+            format!(
+                "CASE WHEN g.truncated THEN (SELECT COUNT(*) FROM {table} o WHERE {group_key}) ELSE g.head_rows END"
+            ),
         ),
     };
     format!(
-        "WITH g AS ({groups}), m AS ({coalesced})
+        "WITH h AS (
+             SELECT c.shard_scope, c.shard_identifier, c.region_name, o.id, o.category, o.object_identifier, o.date_added,
+                    ROW_NUMBER() OVER ({shard} ORDER BY o.id) AS rn, COUNT(*) OVER ({shard}) AS n_read
+             FROM {from}
+             WHERE c.direction = {d} AND c.lease_owner = {token}
+         ), g AS (
+             SELECT shard_scope, shard_identifier, region_name, category, object_identifier,
+                    MIN(id) AS first_id, MAX(id) AS head_max, CAST(COUNT(*) AS BIGINT) AS head_rows,
+                    MIN(date_added) AS first_added, MAX(n_read) > {heads} AS truncated, {ids} AS head_ids,
+                    MAX(MAX(id)) OVER (PARTITION BY shard_scope, shard_identifier, region_name) AS prefix_end
+             FROM h WHERE rn <= {heads}
+             GROUP BY shard_scope, shard_identifier, region_name, category, object_identifier
+         ), m AS (
+             SELECT g.*, {max_id} AS max_id, {n_rows} AS n_rows FROM g {lookup}
+         )
          SELECT m.max_id AS id, m.first_id, m.n_rows, m.shard_scope, m.shard_identifier, m.region_name, m.category,
-                m.object_identifier, r.payload, m.first_added AS date_added
+                m.object_identifier, r.payload, m.first_added AS date_added,
+                CASE WHEN m.max_id <= m.prefix_end THEN m.head_ids END AS delete_ids
          FROM m JOIN {table} r ON r.id = m.max_id
          ORDER BY m.shard_scope, m.shard_identifier, m.region_name, m.first_id"
     )
@@ -327,6 +372,37 @@ pub(crate) fn count(db: &mut DbConn<'_>, sql: &str) -> QueryResult<i64> {
 /// the planner on index lookups), chunks of 200 groups on SQLite (its statements
 /// have a size limit). Returns rows deleted.
 pub(crate) fn delete_groups(db: &mut DbConn<'_>, direction: Direction, groups: &[GroupDelete]) -> QueryResult<usize> {
+    let ids: Vec<i64> = groups.iter().filter_map(|g| g.ids.as_deref()).flatten().copied().collect();
+    let looked_up: Vec<GroupDelete> = groups.iter().filter(|g| g.ids.is_none()).cloned().collect();
+    Ok(delete_ids(db, direction, &ids)? + delete_by_key(db, direction, &looked_up)?)
+}
+
+/// Deletes rows by primary key: one statement on PostgreSQL (`id = ANY($1)`),
+/// chunks of 500 ids on SQLite.
+fn delete_ids(db: &mut DbConn<'_>, direction: Direction, ids: &[i64]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let (table, _) = table(direction);
+    match db {
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => diesel::sql_query(format!("DELETE FROM {table} WHERE id = ANY($1)"))
+            .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+            .execute(*c),
+        #[cfg(feature = "sqlite")]
+        DbConn::Sqlite(c) => {
+            let mut n = 0;
+            for chunk in ids.chunks(500) {
+                let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+                n += diesel::sql_query(format!("DELETE FROM {table} WHERE id IN ({})", list.join(","))).execute(*c)?;
+            }
+            Ok(n)
+        }
+    }
+}
+
+/// Deletes groups by their coalescing key, each up to its delivered id.
+fn delete_by_key(db: &mut DbConn<'_>, direction: Direction, groups: &[GroupDelete]) -> QueryResult<usize> {
     if groups.is_empty() {
         return Ok(0);
     }

@@ -69,21 +69,22 @@ where
         self
     }
 
-    /// Shards leased per claim (default 100).
+    /// Shards leased per claim (default 50).
     pub fn batch_shards(mut self, n: u32) -> Self {
         self.drainer = self.drainer.batch_shards(n);
         self
     }
 
-    /// Rows loaded per claim (default 1,000).
+    /// Rows loaded per claim (default 5,000), spread over the shards claimed:
+    /// each shard contributes a prefix of `batch_rows / shards claimed` rows.
     pub fn batch_rows(mut self, n: u32) -> Self {
         self.drainer = self.drainer.batch_rows(n);
         self
     }
 
-    /// Shards and rows per claim at once.
+    /// Rows per claim (`n`) and shards per claim (`n / 100`, at least 1) at once.
     pub fn batch_size(self, n: u32) -> Self {
-        self.batch_shards(n).batch_rows(n)
+        self.batch_shards((n / 100).max(1)).batch_rows(n)
     }
 
     /// How long a claim holds its shards (default 5 minutes); a dead worker's
