@@ -177,5 +177,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("\n{} rows, each committed in the same transaction as its change.", rows.len());
+
+    // 6. A worker drains them: per shard in order, coalescing the three changes of
+    //    team 1 into one delivery of its newest state (here: its deletion).
+    drop(conn);
+    let pool = diesel::r2d2::Pool::builder()
+        .max_size(2)
+        .connection_customizer(Box::new(outbox::SqlitePragmas))
+        .build(diesel::r2d2::ConnectionManager::<SqliteConnection>::new(path.to_string_lossy()))?;
+    println!("\ndelivering:");
+    let report = outbox::worker::Worker::builder(pool.clone()).build()?.run_until_idle()?;
+    println!(
+        "\n{} deliveries for {} rows ({} coalesced); {} rows left.",
+        report.delivered,
+        report.rows_deleted,
+        report.coalesced,
+        outbox::pending_rows(&mut pool.get()?)?.len()
+    );
     Ok(())
 }
