@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use super::sql;
 use super::DrainError;
-use crate::backend::OutboxConnection;
+use crate::backend::{DbConn, OutboxConnection};
 use crate::flush::ShardKey;
 use crate::schema::outbox_quarantine;
+use crate::write::row::{now, the_past};
 
 /// A message group that failed `max_attempts` times, as stored in `outbox_quarantine`.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,99 +75,166 @@ type Tuple = (
 /// # Errors
 /// Database errors.
 pub fn list_quarantined<C: OutboxConnection>(conn: &mut C) -> Result<Vec<QuarantinedGroup>, DrainError> {
-    use outbox_quarantine::dsl as q;
-    let rows: Vec<Tuple> = crate::__with_db!(conn.db(), |c| q::outbox_quarantine
-        .select((
-            q::id,
-            q::direction,
-            q::shard_scope,
-            q::shard_identifier,
-            q::region_name,
-            q::category,
-            q::object_identifier,
-            q::payload,
-            q::first_row_id,
-            q::last_row_id,
-            q::row_count,
-            q::date_added,
-            q::attempts,
-            q::last_error,
-            q::quarantined_at,
-            q::blocking,
-        ))
-        .order(q::id)
+    let rows: Vec<Tuple> = crate::__with_db!(conn.db(), |c| outbox_quarantine::table
+        .select(COLUMNS)
+        .order(outbox_quarantine::id)
         .load(c))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| QuarantinedGroup {
-            id: r.0,
-            shard: ShardKey {
-                direction: Direction::from_code(r.1).unwrap_or(Direction::Region),
-                shard_scope: r.2,
-                shard_identifier: r.3,
-                region_name: r.4,
-            },
-            category: r.5,
-            object_identifier: r.6,
-            payload: r.7,
-            first_row_id: r.8,
-            last_row_id: r.9,
-            row_count: r.10,
-            date_added: r.11,
-            attempts: r.12,
-            last_error: r.13,
-            quarantined_at: r.14,
-            blocking: r.15,
-        })
-        .collect())
+    Ok(rows.into_iter().map(group).collect())
 }
 
-/// Moves a quarantined group back into its outbox (one row, the newest, under
-/// its original id so it keeps its place in the shard's order) and unblocks the
-/// shard. Workers deliver it on their next pass. Returns whether the group existed.
+/// The columns of `outbox_quarantine` in [`Tuple`] order.
+const COLUMNS: (
+    outbox_quarantine::id,
+    outbox_quarantine::direction,
+    outbox_quarantine::shard_scope,
+    outbox_quarantine::shard_identifier,
+    outbox_quarantine::region_name,
+    outbox_quarantine::category,
+    outbox_quarantine::object_identifier,
+    outbox_quarantine::payload,
+    outbox_quarantine::first_row_id,
+    outbox_quarantine::last_row_id,
+    outbox_quarantine::row_count,
+    outbox_quarantine::date_added,
+    outbox_quarantine::attempts,
+    outbox_quarantine::last_error,
+    outbox_quarantine::quarantined_at,
+    outbox_quarantine::blocking,
+) = (
+    outbox_quarantine::id,
+    outbox_quarantine::direction,
+    outbox_quarantine::shard_scope,
+    outbox_quarantine::shard_identifier,
+    outbox_quarantine::region_name,
+    outbox_quarantine::category,
+    outbox_quarantine::object_identifier,
+    outbox_quarantine::payload,
+    outbox_quarantine::first_row_id,
+    outbox_quarantine::last_row_id,
+    outbox_quarantine::row_count,
+    outbox_quarantine::date_added,
+    outbox_quarantine::attempts,
+    outbox_quarantine::last_error,
+    outbox_quarantine::quarantined_at,
+    outbox_quarantine::blocking,
+);
+
+fn group(r: Tuple) -> QuarantinedGroup {
+    QuarantinedGroup {
+        id: r.0,
+        shard: ShardKey {
+            direction: Direction::from_code(r.1).unwrap_or(Direction::Region),
+            shard_scope: r.2,
+            shard_identifier: r.3,
+            region_name: r.4,
+        },
+        category: r.5,
+        object_identifier: r.6,
+        payload: r.7,
+        first_row_id: r.8,
+        last_row_id: r.9,
+        row_count: r.10,
+        date_added: r.11,
+        attempts: r.12,
+        last_error: r.13,
+        quarantined_at: r.14,
+        blocking: r.15,
+    }
+}
+
+/// Moves a quarantined group back into its outbox, due at once, and clears its
+/// shard's backoff, in one transaction; workers deliver it on their next pass.
+///
+/// The group comes back as one row (its newest payload: what coalescing would
+/// have delivered) under its old highest id when that id is free, so it keeps its
+/// place before rows written to the shard since. Returns the group and the id of
+/// the row written, or `None` when no group has this id.
 ///
 /// # Errors
 /// Database errors.
-pub fn retry_quarantined<C: OutboxConnection>(conn: &mut C, id: i64) -> Result<bool, DrainError> {
-    let groups = list_quarantined(conn)?;
-    let Some(group) = groups.into_iter().find(|g| g.id == id) else { return Ok(false) };
-    let mut db = conn.db();
-    let backend = db.backend();
-    let direction = group.shard.direction;
-    let (columns, region) = match direction {
-        Direction::Region => ("", ""),
-        Direction::Control => (", region_name", ", q.region_name"),
-    };
-    let insert = format!(
-        "INSERT INTO {table} (id, shard_scope, shard_identifier{columns}, category, object_identifier, payload,
-            scheduled_from, scheduled_for, date_added)
-         SELECT q.last_row_id, q.shard_scope, q.shard_identifier{region}, q.category, q.object_identifier, q.payload,
-            {past}, {past}, q.date_added
-         FROM outbox_quarantine q WHERE q.id = {id}",
-        table = direction.table(),
-        past = sql::ts(backend, crate::write::row::the_past()),
-    );
-    sql::write_tx(&mut db, |db| -> Result<(), diesel::result::Error> {
-        sql::exec(db, &insert)?;
-        sql::exec(db, &format!("DELETE FROM outbox_quarantine WHERE id = {id}"))?;
-        // A fresh start: no backoff left over from before the quarantine.
-        sql::exec(db, &format!("DELETE FROM outbox_shard WHERE {} AND lease_owner IS NULL", state(&group.shard)))?;
-        Ok(())
+pub fn retry_quarantined<C: OutboxConnection>(
+    conn: &mut C,
+    id: i64,
+) -> Result<Option<(QuarantinedGroup, i64)>, DrainError> {
+    let retried = conn.transaction(|conn| -> Result<_, DrainError> {
+        let Some(group) = take(conn.db(), id)? else { return Ok(None) };
+        let row_id = reinsert(conn.db(), &group)?;
+        clear_backoff(conn.db(), &group.shard)?;
+        Ok(Some((group, row_id)))
     })?;
-    crate::wake::notify();
-    Ok(true)
-}
-
-/// Deletes a quarantined group for good and unblocks its shard. Returns whether it existed.
-///
-/// # Errors
-/// Database errors.
-pub fn discard_quarantined<C: OutboxConnection>(conn: &mut C, id: i64) -> Result<bool, DrainError> {
-    let n = crate::__with_db!(conn.db(), |c| diesel::delete(outbox_quarantine::table.find(id)).execute(c))?;
-    if n > 0 {
+    if retried.is_some() {
         crate::wake::notify();
     }
-    Ok(n > 0)
+    Ok(retried)
+}
+
+/// Deletes a quarantined group for good and clears its shard's backoff, so a
+/// shard it was blocking goes on. Returns the group, or `None` when no group has
+/// this id.
+///
+/// # Errors
+/// Database errors.
+pub fn discard_quarantined<C: OutboxConnection>(conn: &mut C, id: i64) -> Result<Option<QuarantinedGroup>, DrainError> {
+    let discarded = conn.transaction(|conn| -> Result<_, DrainError> {
+        let Some(group) = take(conn.db(), id)? else { return Ok(None) };
+        clear_backoff(conn.db(), &group.shard)?;
+        Ok(Some(group))
+    })?;
+    if discarded.is_some() {
+        crate::wake::notify();
+    }
+    Ok(discarded)
+}
+
+/// Removes one group from `outbox_quarantine`, returning it.
+fn take(mut db: DbConn<'_>, id: i64) -> diesel::QueryResult<Option<QuarantinedGroup>> {
+    let row: Option<Tuple> =
+        crate::__with_db!(db.reborrow(), |c| outbox_quarantine::table.find(id).select(COLUMNS).first(c).optional())?;
+    let Some(group) = row.map(group) else { return Ok(None) };
+    crate::__with_db!(db.reborrow(), |c| diesel::delete(outbox_quarantine::table.find(id)).execute(c))?;
+    Ok(Some(group))
+}
+
+/// Writes the group back as one row; returns its id.
+fn reinsert(db: DbConn<'_>, g: &QuarantinedGroup) -> diesel::QueryResult<i64> {
+    let (stamp, past) = (now(), the_past());
+    let shard = &g.shard;
+    macro_rules! insert {
+        ($db:expr, $table:ident, $($region:expr)?) => {{
+            use crate::schema::$table::dsl as t;
+            let mut db = $db;
+            let free: i64 = crate::__with_db!(db.reborrow(), |c| t::$table.filter(t::id.eq(g.last_row_id)).count().get_result(c))?;
+            let values = (
+                t::shard_scope.eq(shard.shard_scope),
+                t::shard_identifier.eq(shard.shard_identifier),
+                $(t::region_name.eq($region),)?
+                t::category.eq(g.category),
+                t::object_identifier.eq(g.object_identifier),
+                t::payload.eq(g.payload.as_ref()),
+                t::scheduled_from.eq(stamp),
+                t::scheduled_for.eq(past),
+                t::date_added.eq(g.date_added),
+            );
+            if free == 0 {
+                crate::__with_db!(db, |c| diesel::insert_into(t::$table)
+                    .values((t::id.eq(g.last_row_id), values))
+                    .returning(t::id)
+                    .get_result(c))
+            } else {
+                crate::__with_db!(db, |c| diesel::insert_into(t::$table).values(values).returning(t::id).get_result(c))
+            }
+        }};
+    }
+    match shard.direction {
+        Direction::Region => insert!(db, region_outbox,),
+        Direction::Control => insert!(db, control_outbox, &shard.region_name),
+    }
+}
+
+/// A fresh start for the shard: its failure state goes, unless a worker holds
+/// its lease right now.
+fn clear_backoff(mut db: DbConn<'_>, shard: &ShardKey) -> diesel::QueryResult<usize> {
+    sql::exec(&mut db, &format!("DELETE FROM outbox_shard WHERE {} AND lease_owner IS NULL", state(shard)))
 }
 
 fn state(shard: &ShardKey) -> String {

@@ -90,6 +90,9 @@ pub enum InspectError {
     /// An outbox write (retrying a quarantined group) failed.
     #[error(transparent)]
     Outbox(#[from] crate::Error),
+    /// The drain engine's quarantine call failed.
+    #[error(transparent)]
+    Drain(#[from] crate::drain::DrainError),
 }
 
 pub(crate) fn backend_name(backend: Backend) -> &'static str {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::report::{MessageRow, ObjectReport, PendingGroup, QuarantinedGroup, ShardBackoff, ShardDepth, StatusReport};
 use super::{backend_name, seconds_between, InspectError};
 use crate::backend::{Backend, DbConn, OutboxConnection};
-use crate::schema::{control_outbox, outbox_quarantine, outbox_shard, region_outbox};
+use crate::schema::{control_outbox, outbox_shard, region_outbox};
 use crate::write::row::now;
 
 /// The tables the inspector (and the rest of outbox) needs.
@@ -190,63 +190,17 @@ fn backoff(mut db: DbConn<'_>, now: NaiveDateTime) -> Result<Vec<ShardBackoff>, 
     Ok(out)
 }
 
-type QuarantineTuple = (
-    i64,
-    i32,
-    i32,
-    i64,
-    String,
-    i32,
-    i64,
-    Option<Value>,
-    i64,
-    i64,
-    i32,
-    NaiveDateTime,
-    i32,
-    String,
-    NaiveDateTime,
-    bool,
-);
-
 /// Quarantined groups, oldest first; only those of one (category, object) when given.
 pub(crate) fn load_quarantine(
     mut db: DbConn<'_>,
     object: Option<(i32, i64)>,
 ) -> Result<Vec<QuarantinedGroup>, InspectError> {
-    let rows: Vec<QuarantineTuple> = crate::__with_db!(db.reborrow(), |c| {
-        let mut q = outbox_quarantine::table.into_boxed();
-        if let Some((category, object)) = object {
-            q = q
-                .filter(outbox_quarantine::category.eq(category))
-                .filter(outbox_quarantine::object_identifier.eq(object));
-        }
-        q.order(outbox_quarantine::id).load(c)
-    })?;
-    Ok(rows.into_iter().filter_map(quarantined).collect())
-}
-
-pub(crate) fn quarantined(r: QuarantineTuple) -> Option<QuarantinedGroup> {
-    Some(QuarantinedGroup {
-        id: r.0,
-        direction: Direction::from_code(r.1)?,
-        scope: r.2,
-        scope_name: None,
-        shard_identifier: r.3,
-        region_name: r.4,
-        category: r.5,
-        category_name: None,
-        object_identifier: r.6,
-        payload: r.7,
-        first_row_id: r.8,
-        last_row_id: r.9,
-        row_count: r.10,
-        date_added: r.11,
-        attempts: r.12,
-        last_error: r.13,
-        quarantined_at: r.14,
-        blocking: r.15,
-    })
+    let groups = crate::__with_db!(db.reborrow(), |c| crate::drain::list_quarantined(c))?;
+    Ok(groups
+        .into_iter()
+        .filter(|g| object.is_none_or(|(category, id)| g.category == category && g.object_identifier == id))
+        .map(QuarantinedGroup::from)
+        .collect())
 }
 
 type ShardGroup = (i32, i64, i64, Option<NaiveDateTime>);

@@ -357,3 +357,28 @@ impl ObjectReport {
         self
     }
 }
+
+impl From<crate::drain::QuarantinedGroup> for QuarantinedGroup {
+    fn from(g: crate::drain::QuarantinedGroup) -> Self {
+        QuarantinedGroup {
+            id: g.id,
+            direction: g.shard.direction,
+            scope: g.shard.shard_scope,
+            scope_name: None,
+            shard_identifier: g.shard.shard_identifier,
+            region_name: g.shard.region_name,
+            category: g.category,
+            category_name: None,
+            object_identifier: g.object_identifier,
+            payload: g.payload,
+            first_row_id: g.first_row_id,
+            last_row_id: g.last_row_id,
+            row_count: g.row_count,
+            date_added: g.date_added,
+            attempts: g.attempts,
+            last_error: g.last_error,
+            quarantined_at: g.quarantined_at,
+            blocking: g.blocking,
+        }
+    }
+}
