@@ -43,6 +43,7 @@ pub struct QuarantinedGroup {
     pub blocking: bool,
 }
 
+/// A row of `outbox_quarantine`, in column order.
 type Tuple = (
     i64,
     i32,
@@ -76,48 +77,11 @@ type Tuple = (
 /// Database errors.
 pub fn list_quarantined<C: OutboxConnection>(conn: &mut C) -> Result<Vec<QuarantinedGroup>, DrainError> {
     let rows: Vec<Tuple> = crate::__with_db!(conn.db(), |c| outbox_quarantine::table
-        .select(COLUMNS)
+        .select(outbox_quarantine::all_columns)
         .order(outbox_quarantine::id)
         .load(c))?;
     Ok(rows.into_iter().map(group).collect())
 }
-
-/// The columns of `outbox_quarantine` in [`Tuple`] order.
-const COLUMNS: (
-    outbox_quarantine::id,
-    outbox_quarantine::direction,
-    outbox_quarantine::shard_scope,
-    outbox_quarantine::shard_identifier,
-    outbox_quarantine::region_name,
-    outbox_quarantine::category,
-    outbox_quarantine::object_identifier,
-    outbox_quarantine::payload,
-    outbox_quarantine::first_row_id,
-    outbox_quarantine::last_row_id,
-    outbox_quarantine::row_count,
-    outbox_quarantine::date_added,
-    outbox_quarantine::attempts,
-    outbox_quarantine::last_error,
-    outbox_quarantine::quarantined_at,
-    outbox_quarantine::blocking,
-) = (
-    outbox_quarantine::id,
-    outbox_quarantine::direction,
-    outbox_quarantine::shard_scope,
-    outbox_quarantine::shard_identifier,
-    outbox_quarantine::region_name,
-    outbox_quarantine::category,
-    outbox_quarantine::object_identifier,
-    outbox_quarantine::payload,
-    outbox_quarantine::first_row_id,
-    outbox_quarantine::last_row_id,
-    outbox_quarantine::row_count,
-    outbox_quarantine::date_added,
-    outbox_quarantine::attempts,
-    outbox_quarantine::last_error,
-    outbox_quarantine::quarantined_at,
-    outbox_quarantine::blocking,
-);
 
 fn group(r: Tuple) -> QuarantinedGroup {
     QuarantinedGroup {
@@ -189,7 +153,7 @@ pub fn discard_quarantined<C: OutboxConnection>(conn: &mut C, id: i64) -> Result
 /// Removes one group from `outbox_quarantine`, returning it.
 fn take(mut db: DbConn<'_>, id: i64) -> diesel::QueryResult<Option<QuarantinedGroup>> {
     let row: Option<Tuple> =
-        crate::__with_db!(db.reborrow(), |c| outbox_quarantine::table.find(id).select(COLUMNS).first(c).optional())?;
+        crate::__with_db!(db.reborrow(), |c| outbox_quarantine::table.find(id).select(outbox_quarantine::all_columns).first(c).optional())?;
     let Some(group) = row.map(group) else { return Ok(None) };
     crate::__with_db!(db.reborrow(), |c| diesel::delete(outbox_quarantine::table.find(id)).execute(c))?;
     Ok(Some(group))
