@@ -17,14 +17,26 @@ const SQLITE: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrati
 #[cfg(feature = "postgres")]
 const POSTGRES: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/postgres");
 
-/// The SQLite schema, for an application's own migration `up.sql`.
-pub const SQLITE_UP: &str = include_str!("../migrations/sqlite/2026-12-01-000000_outbox_tables/up.sql");
+/// The SQLite schema (every embedded migration, in order), for an application's own migration `up.sql`.
+pub const SQLITE_UP: &str = concat!(
+    include_str!("../migrations/sqlite/2026-12-01-000000_outbox_tables/up.sql"),
+    include_str!("../migrations/sqlite/2026-12-02-000000_outbox_drain/up.sql")
+);
 /// The SQLite schema's `down.sql`.
-pub const SQLITE_DOWN: &str = include_str!("../migrations/sqlite/2026-12-01-000000_outbox_tables/down.sql");
-/// The PostgreSQL schema, for an application's own migration `up.sql`.
-pub const POSTGRES_UP: &str = include_str!("../migrations/postgres/2026-12-01-000000_outbox_tables/up.sql");
+pub const SQLITE_DOWN: &str = concat!(
+    include_str!("../migrations/sqlite/2026-12-02-000000_outbox_drain/down.sql"),
+    include_str!("../migrations/sqlite/2026-12-01-000000_outbox_tables/down.sql")
+);
+/// The PostgreSQL schema (every embedded migration, in order), for an application's own migration `up.sql`.
+pub const POSTGRES_UP: &str = concat!(
+    include_str!("../migrations/postgres/2026-12-01-000000_outbox_tables/up.sql"),
+    include_str!("../migrations/postgres/2026-12-02-000000_outbox_drain/up.sql")
+);
 /// The PostgreSQL schema's `down.sql`.
-pub const POSTGRES_DOWN: &str = include_str!("../migrations/postgres/2026-12-01-000000_outbox_tables/down.sql");
+pub const POSTGRES_DOWN: &str = concat!(
+    include_str!("../migrations/postgres/2026-12-02-000000_outbox_drain/down.sql"),
+    include_str!("../migrations/postgres/2026-12-01-000000_outbox_tables/down.sql")
+);
 
 /// Creates (or finishes creating) the outbox tables. Idempotent.
 ///
