@@ -152,8 +152,11 @@ pub fn discard_quarantined<C: OutboxConnection>(conn: &mut C, id: i64) -> Result
 
 /// Removes one group from `outbox_quarantine`, returning it.
 fn take(mut db: DbConn<'_>, id: i64) -> diesel::QueryResult<Option<QuarantinedGroup>> {
-    let row: Option<Tuple> =
-        crate::__with_db!(db.reborrow(), |c| outbox_quarantine::table.find(id).select(outbox_quarantine::all_columns).first(c).optional())?;
+    let row: Option<Tuple> = crate::__with_db!(db.reborrow(), |c| outbox_quarantine::table
+        .find(id)
+        .select(outbox_quarantine::all_columns)
+        .first(c)
+        .optional())?;
     let Some(group) = row.map(group) else { return Ok(None) };
     crate::__with_db!(db.reborrow(), |c| diesel::delete(outbox_quarantine::table.find(id)).execute(c))?;
     Ok(Some(group))
