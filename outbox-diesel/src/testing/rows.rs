@@ -48,7 +48,7 @@ pub fn pending<C: OutboxConnection>(conn: &mut C, category: Option<i32>) -> Vec<
     pending_rows(conn)
         .expect("read outbox rows")
         .into_iter()
-        .filter(|r| category.map_or(true, |c| r.category == c))
+        .filter(|r| category.is_none_or(|c| r.category == c))
         .collect()
 }
 

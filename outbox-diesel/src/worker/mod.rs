@@ -292,7 +292,7 @@ where
             match outcome {
                 Ok(Ok(report)) => {
                     failures = 0;
-                    if last_report.map_or(true, |t| t.elapsed() > Duration::from_secs(300)) {
+                    if last_report.is_none_or(|t| t.elapsed() > Duration::from_secs(300)) {
                         last_report = Some(Instant::now());
                         if let Ok(mut conn) = self.conn() {
                             let _ = unhandled_rows(&mut conn);
