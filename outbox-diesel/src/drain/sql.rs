@@ -207,11 +207,13 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
     // PostgreSQL: concurrent claims would see the same free shards and queue on
     // each other's lease rows (the loser leasing nothing). A try-lock per shard,
     // held until the claim commits, makes them pick disjoint shards without
-    // waiting. SQLite serializes claims through its write lock.
+    // waiting. Advisory locks are per database, so the key names the schema too:
+    // outboxes in other schemas never collide. SQLite serializes claims through
+    // its write lock.
     let busy = match backend {
         Backend::Postgres => format!(
             "AND pg_try_advisory_xact_lock(hashtextextended(
-                 '{d}:' || o.shard_scope || ':' || o.shard_identifier || ':' || {region}, 0))"
+                 current_schema() || ':{d}:' || o.shard_scope || ':' || o.shard_identifier || ':' || {region}, 0))"
         ),
         Backend::Sqlite => String::new(),
     };
