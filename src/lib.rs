@@ -97,6 +97,32 @@ pub mod prelude {
     };
 }
 
+/// Runs one expression per enabled backend on a [`DbConn`], with the given name
+/// bound to the concrete connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`): backend-generic Diesel code without spelling out
+/// Diesel's generic bounds. Each arm is type-checked against its own backend.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use outbox::OutboxConnection;
+/// use outbox::schema::region_outbox;
+///
+/// fn depth<C: OutboxConnection>(conn: &mut C) -> QueryResult<i64> {
+///     outbox::with_db!(conn.db(), |c| region_outbox::table.count().get_result(c))
+/// }
+///
+/// let mut conn = diesel::SqliteConnection::establish(":memory:")?;
+/// outbox::migrate(&mut conn)?;
+/// assert_eq!(depth(&mut conn)?, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, |$c:ident| $body:expr) => {
+        $crate::__private::with_db!($db, |$c| $body)
+    };
+}
+
 /// The user guide (`docs/guide.md`): one section per task, every example compiled.
 #[doc = include_str!("../docs/guide.md")]
 pub mod guide {}
