@@ -481,3 +481,45 @@ fn the_registry_of_this_binary_is_valid() {
     assert!(registry.receiver(0, Direction::Control).is_some(), "User registered its receiver");
     assert!(registry.category(4).unwrap().retired);
 }
+
+/// A hook that commits on its own wakes this process's sleeping workers: no
+/// `outbox::transaction` needed for a prompt delivery.
+fn plain_save_wakes<C>(pool: diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<C>>, name: &str)
+where
+    C: OutboxConnection + diesel::r2d2::R2D2Connection,
+{
+    pool.get().unwrap().batch_execute(MODEL_TABLES).unwrap();
+    // A 10 s poll interval: only a wake-up can deliver within 2 s.
+    let handle = outbox::Worker::builder(pool.clone())
+        .poll_interval(std::time::Duration::from_secs(10))
+        .listen(false)
+        .build()
+        .unwrap()
+        .spawn();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    team(1, 1, "woken").save(&mut *pool.get().unwrap()).unwrap();
+    let start = std::time::Instant::now();
+    while !rows(&mut *pool.get().unwrap()).is_empty() && start.elapsed() < std::time::Duration::from_secs(2) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    handle.shutdown();
+    assert!(rows(&mut *pool.get().unwrap()).is_empty(), "{name}: delivered well under the poll interval");
+}
+
+#[test]
+fn a_committed_save_wakes_workers_of_this_process() {
+    for db in common::TestDb::all() {
+        match db.backend() {
+            outbox::Backend::Sqlite => {
+                let pool = db.sqlite_pool(3);
+                outbox::migrate(&mut pool.get().unwrap()).unwrap();
+                plain_save_wakes(pool, db.name());
+            }
+            outbox::Backend::Postgres => {
+                let pool = db.pg_pool(3);
+                outbox::migrate(&mut pool.get().unwrap()).unwrap();
+                plain_save_wakes(pool, db.name());
+            }
+        }
+    }
+}

@@ -39,3 +39,14 @@ pub(crate) fn after_commit(committed: &Committed) {
         notify();
     }
 }
+
+/// Wakes in-process workers after a hook's write when it committed on its own
+/// (the caller had no transaction open). Writes inside a transaction wake
+/// workers when `outbox::transaction` commits, or through NOTIFY or polling.
+pub(crate) fn after_write<C: crate::OutboxConnection>(conn: &mut C) {
+    use diesel::connection::{Connection, TransactionManager};
+    let status = <C as Connection>::TransactionManager::transaction_manager_status_mut(conn);
+    if let Ok(None) = status.transaction_depth() {
+        notify();
+    }
+}

@@ -126,7 +126,9 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
     /// Bad input (see [`OutboxModel::outbox_rows`]) before anything is written; database errors.
     fn save<C: OutboxConnection>(&self, conn: &mut C) -> Result<()> {
         let rows = self.outbox_rows()?;
-        self.__outbox_save(&rows, conn.db())
+        self.__outbox_save(&rows, conn.db())?;
+        crate::wake::after_write(conn);
+        Ok(())
     }
 
     /// Updates the existing row and writes its outbox rows, in one transaction.
@@ -140,7 +142,9 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
                 return Err(Error::NotFound { model: Self::MODEL_NAME, object: self.object_identifier()? });
             }
             insert_rows(conn.db(), &rows).map(drop)
-        })
+        })?;
+        crate::wake::after_write(conn);
+        Ok(())
     }
 
     /// Writes the outbox rows (payload computed from the live row), then deletes
@@ -178,7 +182,9 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
                 }
             }
             insert_rows(conn.db(), &rows).map(drop)
-        })
+        })?;
+        crate::wake::after_write(conn);
+        Ok(())
     }
 
     /// Writes all outbox rows with one statement and deletes every model with one
@@ -206,14 +212,17 @@ fn in_chunks<M: OutboxModel, C: OutboxConnection>(conn: &mut C, models: &[M], ch
     }
     let rows: Vec<Vec<OutboxRow>> = models.iter().map(OutboxModel::outbox_rows).collect::<Result<_>>()?;
     if models.len() <= MODELS_PER_STATEMENT {
-        return change(models, &rows.concat(), conn.db());
+        change(models, &rows.concat(), conn.db())?;
+    } else {
+        conn.transaction(|conn| {
+            for (models, rows) in models.chunks(MODELS_PER_STATEMENT).zip(rows.chunks(MODELS_PER_STATEMENT)) {
+                change(models, &rows.concat(), conn.db())?;
+            }
+            Ok::<_, Error>(())
+        })?;
     }
-    conn.transaction(|conn| {
-        for (models, rows) in models.chunks(MODELS_PER_STATEMENT).zip(rows.chunks(MODELS_PER_STATEMENT)) {
-            change(models, &rows.concat(), conn.db())?;
-        }
-        Ok(())
-    })
+    crate::wake::after_write(conn);
+    Ok(())
 }
 
 fn all_rows<M: OutboxModel>(models: &[M]) -> Result<Vec<OutboxRow>> {

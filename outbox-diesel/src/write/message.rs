@@ -48,7 +48,9 @@ where
     K: OutboxCategory,
 {
     let row = checked_row(scope, category, shard_identifier, payload, None)?;
-    write_unique(conn, row)
+    let id = write_unique(conn, row)?;
+    crate::wake::after_write(conn);
+    Ok(id)
 }
 
 /// Writes one control outbox message of a payload-only category per target
@@ -75,7 +77,9 @@ where
         .into_iter()
         .map(|region| checked_row(scope, category, shard_identifier, payload.clone(), Some(region.into())))
         .collect::<Result<Vec<_>>>()?;
-    conn.transaction(|conn| rows.into_iter().map(|row| write_unique(conn, row)).collect())
+    let ids = conn.transaction(|conn| rows.into_iter().map(|row| write_unique(conn, row)).collect())?;
+    crate::wake::after_write(conn);
+    Ok(ids)
 }
 
 fn checked_row<S: OutboxScope, K: OutboxCategory>(
