@@ -488,6 +488,7 @@ fn complete(
             .filter(|(s, o)| {
                 o.touched
                     && o.failure.is_none()
+                    && !o.lease_lost // counted where it was found
                     && !held.contains(&(s.key.shard_scope, s.key.shard_identifier, s.key.region_name.clone()))
             })
             .count() as u64;
