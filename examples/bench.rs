@@ -10,13 +10,15 @@
 //! Cases: `write-1`, `write-8` (save() vs the one-statement limit), `drain-1/2/4`
 //! (a 100,000-row backlog over 1,000 shards vs the raw batched delete), `coalesce`
 //! (100,000 updates to 1,000 objects), `latency` (commit to receiver start while a
-//! producer commits 500 changes a second), `memory` (peak RSS of a worker process
-//! draining the backlog). See BENCHMARKS.md for figures.
+//! producer commits 500 changes a second), `latency-remote` (the same with the worker
+//! in another process, woken by NOTIFY only; PostgreSQL), `memory` (peak RSS of a
+//! worker process draining the backlog). See BENCHMARKS.md for figures.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 use diesel::connection::SimpleConnection;
@@ -76,7 +78,19 @@ fn count_call(_cx: &mut Delivery<'_>) -> Result<(), ReceiverError> {
 /// Receiver start times of the latency case, by object identifier.
 static STARTS: Mutex<Vec<(i64, Instant)>> = Mutex::new(Vec::new());
 
+/// Set in the worker process of `latency-remote`: receivers print
+/// `object_id unix_micros` to stdout instead of recording `STARTS`.
+static REMOTE: AtomicBool = AtomicBool::new(false);
+
 fn record_latency(cx: &mut Delivery<'_>) -> Result<(), ReceiverError> {
+    if REMOTE.load(Ordering::Relaxed) {
+        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{} {micros}", cx.message().object_identifier)
+            .and_then(|()| out.flush())
+            .map_err(ReceiverError::msg)?;
+        return Ok(());
+    }
     let now = Instant::now();
     STARTS.lock().unwrap().push((cx.message().object_identifier, now));
     Ok(())
@@ -112,6 +126,9 @@ struct Args {
     /// Internal: run as the worker process of the memory case.
     #[arg(long, hide = true)]
     memory_child: bool,
+    /// Internal: run as the worker process of the latency-remote case.
+    #[arg(long, hide = true)]
+    latency_child: bool,
 }
 
 /// One measured case.
@@ -285,6 +302,9 @@ fn run<C: BenchSql>(args: &Args, pool: Db<C>) -> Result<(), Box<dyn std::error::
     if args.memory_child {
         return memory_child(pool);
     }
+    if args.latency_child {
+        return latency_child(pool, &args.database_url);
+    }
     {
         let mut conn = pool.get()?;
         outbox::migrate(&mut *conn)?;
@@ -321,6 +341,11 @@ fn run<C: BenchSql>(args: &Args, pool: Db<C>) -> Result<(), Box<dyn std::error::
     }
     if wanted("latency") {
         let f = latency_case(&pool)?;
+        report(&f);
+        figures.push(f);
+    }
+    if wanted("latency-remote") && args.backend == BackendArg::Postgres {
+        let f = latency_remote_case(&pool, args, backend)?;
         report(&f);
         figures.push(f);
     }
@@ -572,6 +597,118 @@ fn latency_case<C: BenchSql>(pool: &Db<C>) -> Result<Figure, Box<dyn std::error:
     latencies.sort_by(f64::total_cmp);
     Ok(Figure {
         case: "latency".into(),
+        n: total as i64,
+        workers: 2,
+        rows_per_s: produced_per_s,
+        baseline_rows_per_s: None,
+        ratio: None,
+        extra: vec![
+            ("delivered", json!(latencies.len())),
+            ("p50_ms", json!(round3(percentile(&latencies, 50.0)))),
+            ("p95_ms", json!(round3(percentile(&latencies, 95.0)))),
+            ("p99_ms", json!(round3(percentile(&latencies, 99.0)))),
+            ("max_ms", json!(round3(latencies.last().copied().unwrap_or(f64::NAN)))),
+        ],
+    })
+}
+
+/// The latency-remote case's worker process: a spawned worker whose receivers
+/// print `object_id unix_micros`; prints `ready` once listening, stops when stdin
+/// closes.
+fn latency_child<C: BenchSql>(pool: Db<C>, url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    REMOTE.store(true, Ordering::Relaxed);
+    let builder = Worker::builder(pool).concurrency(2).poll_interval(Duration::from_secs(1)).listen_url(url);
+    let handle = builder.build()?.spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ready")?;
+        out.flush()?;
+    }
+    // Blocks until the parent closes our stdin.
+    std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())?;
+    handle.shutdown();
+    Ok(())
+}
+
+/// Like `latency`, but the worker runs in a child process: only NOTIFY (or the
+/// 1 s poll) wakes it. Commit times and receiver starts are compared on the wall
+/// clock (same machine).
+fn latency_remote_case<C: BenchSql>(
+    pool: &Db<C>,
+    args: &Args,
+    backend: &str,
+) -> Result<Figure, Box<dyn std::error::Error>> {
+    reset(pool)?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["--backend", backend, "--database-url", &args.database_url, "--latency-child"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no child stdout")?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let received = std::sync::Arc::new(Mutex::new(Vec::<(i64, u128)>::new()));
+    let reader = {
+        let received = received.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line == "ready" {
+                    let _ = ready_tx.send(());
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                if let (Some(Ok(object)), Some(Ok(micros))) =
+                    (parts.next().map(str::parse::<i64>), parts.next().map(str::parse::<u128>))
+                {
+                    received.lock().unwrap().push((object, micros));
+                }
+            }
+        })
+    };
+    if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("latency child did not start".into());
+    }
+    let (per_second, seconds) = (500u64, 10u64);
+    let total = per_second * seconds;
+    let mut committed: HashMap<i64, u128> = HashMap::with_capacity(total as usize);
+    let mut conn = pool.get()?;
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_micros(i * 1_000_000 / per_second);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let object = outbox::transaction(&mut *conn, |conn| {
+            outbox::write_region_message(conn, Scope::Shard, Category::Latency, (i % 50) as i64, None)
+        })?;
+        committed.insert(object, SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros());
+    }
+    let produced_per_s = total as f64 / start.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().len() < total as usize && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(child.stdin.take());
+    let status = child.wait()?;
+    let _ = reader.join();
+    if !status.success() {
+        return Err(format!("latency child failed: {status}").into());
+    }
+    let received = std::mem::take(&mut *received.lock().unwrap());
+    let mut latencies: Vec<f64> = received
+        .iter()
+        .filter_map(|(object, started)| {
+            // Clocks read in two processes: a receiver that starts before the
+            // producer reads the clock after commit counts as zero.
+            committed.get(object).map(|c| started.saturating_sub(*c) as f64 / 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok(Figure {
+        case: "latency-remote".into(),
         n: total as i64,
         workers: 2,
         rows_per_s: produced_per_s,

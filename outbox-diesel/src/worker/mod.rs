@@ -47,6 +47,7 @@ pub struct Worker<C: R2D2Connection + 'static> {
     concurrency: usize,
     poll_interval: Duration,
     listen: bool,
+    listen_url: Option<String>,
 }
 
 /// Options of a [`Worker`]; see [`Worker::builder`].
@@ -56,6 +57,7 @@ pub struct WorkerBuilder<C: R2D2Connection + 'static> {
     concurrency: usize,
     poll_interval: Duration,
     listen: bool,
+    listen_url: Option<String>,
 }
 
 impl<C> WorkerBuilder<C>
@@ -142,6 +144,30 @@ where
         self
     }
 
+    /// On PostgreSQL (Unix), the URL the LISTEN thread connects to: normally
+    /// the pool's own URL (Diesel's pool does not reveal it). With it, the thread
+    /// holds a dedicated connection (not a pooled one) and blocks on its socket,
+    /// so commits in other processes wake workers within about a millisecond.
+    /// Without it (the default), the thread holds a pooled connection and checks
+    /// it every 20 ms. The LISTEN channel follows the pool's schema either way.
+    /// Ignored on SQLite.
+    ///
+    /// ```no_run
+    /// use diesel::r2d2::{ConnectionManager, Pool};
+    /// use diesel::PgConnection;
+    /// use outbox::worker::Worker;
+    ///
+    /// let url = "postgres://app@db.internal/app";
+    /// let pool = Pool::builder().build(ConnectionManager::<PgConnection>::new(url))?;
+    /// let handle = Worker::builder(pool).listen_url(url).build()?.spawn();
+    /// handle.shutdown();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listen_url(mut self, url: impl Into<String>) -> Self {
+        self.listen_url = Some(url.into());
+        self
+    }
+
     /// Validates the registry and the settings.
     ///
     /// # Errors
@@ -157,6 +183,7 @@ where
             concurrency: self.concurrency,
             poll_interval: self.poll_interval,
             listen: self.listen,
+            listen_url: self.listen_url,
         })
     }
 }
@@ -175,6 +202,7 @@ where
             concurrency: 1,
             poll_interval: Duration::from_secs(5),
             listen: true,
+            listen_url: None,
         }
     }
 
@@ -258,7 +286,7 @@ where
     }
 
     /// Starts `concurrency` background threads (plus a LISTEN thread on
-    /// PostgreSQL) that drain until [`WorkerHandle::shutdown`]. They sleep
+    /// PostgreSQL, see [`WorkerBuilder::listen_url`]) that drain until [`WorkerHandle::shutdown`]. They sleep
     /// between polls unless woken by a commit in this process (`FlushPolicy::Notify`)
     /// or, on PostgreSQL, in any process. Database errors are logged and retried
     /// with backoff; the threads never exit on them.
@@ -267,7 +295,7 @@ where
         let worker = Arc::new(self);
         let mut threads = Vec::new();
         if worker.listen {
-            if let Some(t) = listen::spawn(worker.pool.clone(), stop.clone()) {
+            if let Some(t) = listen::spawn(worker.pool.clone(), worker.listen_url.clone(), stop.clone()) {
                 threads.push(t);
             }
         }
