@@ -404,13 +404,18 @@ mod libpq {
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
         }
 
+        /// No server: a failure in CI, a loud skip elsewhere (as `TestDb::postgres`).
+        fn skip() {
+            assert!(std::env::var_os("CI").is_none(), "PostgreSQL is mandatory in CI but {} is unreachable", url());
+            eprintln!("\n*** SKIPPED: no PostgreSQL at {}; start it or set OUTBOX_TEST_DATABASE_URL ***\n", url());
+        }
+
         #[test]
         fn a_notify_reaches_a_blocked_listener_and_a_lost_connection_errors() {
             // Its own application name: the other test terminates `outbox-listen` connections.
             let separator = if url().contains('?') { '&' } else { '?' };
             let Ok(mut listener) = PqConn::connect(&format!("{}{separator}application_name=listen_unit", url())) else {
-                eprintln!("*** SKIPPED: no PostgreSQL at {}", url());
-                return;
+                return skip();
             };
             let mut sender = PqConn::connect(&url()).expect("second connection");
             listener.exec("LISTEN \"outbox.listen_unit\"").expect("LISTEN");
@@ -457,8 +462,7 @@ mod libpq {
                 .connection_timeout(Duration::from_secs(2))
                 .build(ConnectionManager::<diesel::PgConnection>::new(url()));
             let Ok(pool) = pool else {
-                eprintln!("*** SKIPPED: no PostgreSQL at {}", url());
-                return;
+                return skip();
             };
             let stop = Arc::new(AtomicBool::new(false));
             let epoch = crate::wake::epoch();
@@ -490,7 +494,8 @@ mod libpq {
             stop.store(true, Ordering::Relaxed);
             let start = std::time::Instant::now();
             thread.join().expect("the listener exits");
-            assert!(start.elapsed() < Duration::from_secs(1), "stops within a wait");
+            // A liveness bound, not a timing: it checks `stop` after every 100 ms wait.
+            assert!(start.elapsed() < Duration::from_secs(5), "stops within a wait");
         }
     }
 }
