@@ -67,7 +67,11 @@ fn build(silo: &Silo, silos: &[Silo], threads: usize) -> Result<AnyWorker, AppEr
     }
     Ok(match &silo.pool {
         SiloPool::Sqlite(p) => AnyWorker::Sqlite(configure(Worker::builder(p.clone()), silo, silos, threads).build()?),
-        SiloPool::Pg(p) => AnyWorker::Pg(configure(Worker::builder(p.clone()), silo, silos, threads).build()?),
+        // PostgreSQL: a dedicated LISTEN connection, so commits made by `produce`
+        // in another process wake the workers at once.
+        SiloPool::Pg(p) => AnyWorker::Pg(
+            configure(Worker::builder(p.clone()).listen_url(silo.url.clone()), silo, silos, threads).build()?,
+        ),
     })
 }
 
