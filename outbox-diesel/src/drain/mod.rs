@@ -8,20 +8,28 @@
 //! ([`transaction_synchronous`]) runs one in the caller's thread.
 //!
 //! How one pass works (per direction):
-//! 1. **claim** (one statement, in an IMMEDIATE transaction on SQLite): the oldest
-//!    due rows (`ORDER BY id LIMIT window`) of shards that are neither leased,
-//!    backing off nor blocked by a quarantined group name candidate shards;
-//!    `INSERT .. ON CONFLICT DO UPDATE .. WHERE lease expired and not backing off`
-//!    leases them under a token unique to this claim, so one worker wins each shard.
-//!    On PostgreSQL the window is read `FOR UPDATE SKIP LOCKED`, so concurrent
-//!    claimers take disjoint windows instead of queueing behind each other.
-//! 2. **load** (one query): the rows of every shard holding the token, in id
-//!    order, at most `batch_rows`; a shard's loaded rows are always a prefix.
-//! 3. **deliver** (no transaction): per shard, the group of the lowest remaining
-//!    row (same category and object) is delivered once, as its newest row. A
-//!    failure stops the shard for this pass and backs it off.
-//! 4. **complete** (one short transaction): delete the delivered rows of the shards
-//!    still leased by the token with one statement, then the state rows.
+//! 1. **claim** (one statement; autocommit on PostgreSQL, an IMMEDIATE transaction
+//!    on SQLite): the oldest due rows (`ORDER BY id LIMIT window`) of shards that
+//!    are neither leased, backing off nor blocked by a quarantined group name
+//!    candidate shards; `INSERT .. ON CONFLICT DO UPDATE .. WHERE lease expired and
+//!    not backing off` leases them under a token unique to this claim, so one
+//!    worker wins each shard. On PostgreSQL each candidate shard is first
+//!    try-locked (`pg_try_advisory_xact_lock`, released at the end of the
+//!    statement), the skip-without-waiting of `FOR UPDATE SKIP LOCKED` applied to
+//!    shards: concurrent claimers take disjoint shards instead of queueing behind
+//!    each other. Claims lock no outbox row, so completions never wait on them.
+//! 2. **load** (one query): per claimed shard, the groups (same category and
+//!    object) of its first `batch_rows / shards` rows in id order, each coalesced
+//!    over all its rows in the shard: newest row (delivered), row count, oldest
+//!    date. A shard's groups are always a prefix of it; a group that ends inside
+//!    the rows read comes with its row ids.
+//! 3. **deliver** (no transaction): per shard, group after group in the order of
+//!    their oldest row, each once, as its newest row. A failure stops the shard for
+//!    this pass and backs it off.
+//! 4. **complete** (one short transaction): delete the state rows still held by
+//!    the token and, in those shards only, the delivered groups (by primary key
+//!    when their ids are known, else each up to its delivered id); rows written
+//!    while receivers ran have higher ids and stay.
 //!
 //! Rows of categories this binary cannot handle (unknown ids, retired ids, or no
 //! receiver for the row's direction) are invisible to claims and loads: they stay
