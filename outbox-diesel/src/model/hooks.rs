@@ -159,7 +159,7 @@ pub trait OutboxModel: Sized + Send + Sync + 'static {
 
     /// Inserts every model with one statement and all their outbox rows with one
     /// more, atomically (on PostgreSQL both are one statement). Batches of more than
-    /// [`MODELS_PER_STATEMENT`] models take one pair of statements per batch, in one
+    /// 1,000 models take one pair of statements per 1,000, in one
     /// transaction.
     ///
     /// # Errors
