@@ -557,6 +557,33 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+const PACED_PER_SECOND: u64 = 500;
+const PACED_SECONDS: u64 = 10;
+
+/// Commits 500 changes a second for 10 seconds, one `outbox::transaction` each
+/// over 50 shards; returns the time `stamp` read right after each commit, by
+/// object identifier, and the rate achieved.
+fn produce_paced<C: BenchSql, T>(
+    pool: &Db<C>,
+    stamp: impl Fn() -> Result<T, Box<dyn std::error::Error>>,
+) -> Result<(HashMap<i64, T>, f64), Box<dyn std::error::Error>> {
+    let total = PACED_PER_SECOND * PACED_SECONDS;
+    let mut committed = HashMap::with_capacity(total as usize);
+    let mut conn = pool.get()?;
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_micros(i * 1_000_000 / PACED_PER_SECOND);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let object = outbox::transaction(&mut *conn, |conn| {
+            outbox::write_region_message(conn, Scope::Shard, Category::Latency, (i % 50) as i64, None)
+        })?;
+        committed.insert(object, stamp()?);
+    }
+    Ok((committed, total as f64 / start.elapsed().as_secs_f64()))
+}
+
 /// A producer commits 500 changes a second for 10 seconds while a spawned worker
 /// (woken by commits) drains; latency is commit to receiver start.
 fn latency_case<C: BenchSql>(pool: &Db<C>) -> Result<Figure, Box<dyn std::error::Error>> {
@@ -564,22 +591,8 @@ fn latency_case<C: BenchSql>(pool: &Db<C>) -> Result<Figure, Box<dyn std::error:
     STARTS.lock().unwrap().clear();
     let handle = Worker::builder(pool.clone()).concurrency(2).poll_interval(Duration::from_secs(1)).build()?.spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let (per_second, seconds) = (500u64, 10u64);
-    let total = per_second * seconds;
-    let mut committed: HashMap<i64, Instant> = HashMap::with_capacity(total as usize);
-    let mut conn = pool.get()?;
-    let start = Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_micros(i * 1_000_000 / per_second);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        let object = outbox::transaction(&mut *conn, |conn| {
-            outbox::write_region_message(conn, Scope::Shard, Category::Latency, (i % 50) as i64, None)
-        })?;
-        committed.insert(object, Instant::now());
-    }
-    let produced_per_s = total as f64 / start.elapsed().as_secs_f64();
+    let total = PACED_PER_SECOND * PACED_SECONDS;
+    let (committed, produced_per_s) = produce_paced(pool, || Ok(Instant::now()))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while STARTS.lock().unwrap().len() < total as usize && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -671,22 +684,9 @@ fn latency_remote_case<C: BenchSql>(
         let _ = child.wait();
         return Err("latency child did not start".into());
     }
-    let (per_second, seconds) = (500u64, 10u64);
-    let total = per_second * seconds;
-    let mut committed: HashMap<i64, u128> = HashMap::with_capacity(total as usize);
-    let mut conn = pool.get()?;
-    let start = Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_micros(i * 1_000_000 / per_second);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        let object = outbox::transaction(&mut *conn, |conn| {
-            outbox::write_region_message(conn, Scope::Shard, Category::Latency, (i % 50) as i64, None)
-        })?;
-        committed.insert(object, SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros());
-    }
-    let produced_per_s = total as f64 / start.elapsed().as_secs_f64();
+    let total = PACED_PER_SECOND * PACED_SECONDS;
+    let (committed, produced_per_s) =
+        produce_paced(pool, || Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros()))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while received.lock().unwrap().len() < total as usize && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -210,12 +210,21 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
     // waiting. Advisory locks are per database, so the key names the schema too:
     // outboxes in other schemas never collide. SQLite serializes claims through
     // its write lock.
+    // The lock is taken in the candidates' order, after the window is grouped:
+    // `LIMIT` stops pulling (and locking) once enough shards are won, so a claim
+    // never holds shards it will not lease.
     let busy = match backend {
         Backend::Postgres => format!(
             "AND pg_try_advisory_xact_lock(hashtextextended(
-                 current_schema() || ':{d}:' || o.shard_scope || ':' || o.shard_identifier || ':' || {region}, 0))"
+                 current_schema() || ':{d}:' || g.shard_scope || ':' || g.shard_identifier || ':' || g.region_name, 0))"
         ),
         Backend::Sqlite => String::new(),
+    };
+    // `OFFSET 0` keeps PostgreSQL from flattening the ordered subquery, so the
+    // try-locks are evaluated in order.
+    let fence = match backend {
+        Backend::Postgres => "OFFSET 0",
+        Backend::Sqlite => "",
     };
     format!(
         "WITH win AS (
@@ -226,11 +235,15 @@ pub(crate) fn claim_sql(backend: Backend, a: &ClaimArgs<'_>) -> String {
                    AND (s.lease_until > {now} OR s.next_attempt_at > {now}))
               AND NOT EXISTS (SELECT 1 FROM outbox_quarantine q WHERE q.blocking AND q.direction = {d}
                    AND q.shard_scope = o.shard_scope AND q.shard_identifier = o.shard_identifier AND q.region_name = {region})
-              {busy}
             ORDER BY o.id LIMIT {window}
-        ), cand AS (
+        ), oldest AS (
             SELECT shard_scope, shard_identifier, region_name, MIN(id) AS first_id FROM win
-            GROUP BY shard_scope, shard_identifier, region_name ORDER BY first_id LIMIT {shards}
+            GROUP BY shard_scope, shard_identifier, region_name
+        ), cand AS (
+            SELECT g.shard_scope, g.shard_identifier, g.region_name
+            FROM (SELECT * FROM oldest ORDER BY first_id {fence}) g
+            WHERE 1 = 1 {busy}
+            LIMIT {shards}
         )
         INSERT INTO outbox_shard (direction, shard_scope, shard_identifier, region_name, lease_owner, lease_until, attempts, next_attempt_at)
         SELECT {d}, shard_scope, shard_identifier, region_name, {token}, {until}, 0, {now} FROM cand WHERE 1 = 1

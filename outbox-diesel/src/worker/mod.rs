@@ -255,13 +255,21 @@ where
     fn drain_loop(&self, filter: &Filter) -> Result<DrainReport, DrainError> {
         let mut report = DrainReport::default();
         let mut failures = 0;
+        let mut empty = 0;
         loop {
             match self.round(filter, None) {
                 Ok(round) => {
                     failures = 0;
                     let claimed = round.shards;
                     report.merge(round);
-                    if claimed == 0 {
+                    if claimed > 0 {
+                        empty = 0;
+                    } else if empty == 0 {
+                        // Nothing claimable right now may only mean that other threads
+                        // were claiming the same shards: look once more before leaving.
+                        empty = 1;
+                        std::thread::sleep(Duration::from_millis(5));
+                    } else {
                         return Ok(report);
                     }
                 }
