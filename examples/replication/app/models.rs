@@ -243,8 +243,13 @@ pub struct User {
 
 impl User {
     fn region_names(&self) -> Vec<&str> {
-        self.regions.split(',').filter(|r| !r.is_empty()).collect()
+        region_list(&self.regions)
     }
+}
+
+/// The regions of a comma-separated list (`users.regions`, copied to `api_tokens.regions`).
+fn region_list(regions: &str) -> Vec<&str> {
+    regions.split(',').filter(|r| !r.is_empty()).collect()
 }
 
 impl ControlReplication for User {
@@ -296,7 +301,7 @@ pub struct ApiToken {
 
 impl ApiToken {
     fn region_names(&self) -> Vec<&str> {
-        self.regions.split(',').filter(|r| !r.is_empty()).collect()
+        region_list(&self.regions)
     }
 }
 
